@@ -1,7 +1,16 @@
 import { z } from 'zod'
 import { AppInfo, EngineStatus, SystemInfo } from './system'
 import { RunSummary } from './runs'
-import { ApiErrorShape } from './errors'
+import type { ApiErrorShape } from './errors'
+import type { EventName, OperationName } from './names'
+
+export { eventNames, ipcChannel, operationNames } from './names'
+export type { EventName, OperationName } from './names'
+
+interface OperationSpec {
+  request: z.ZodType
+  response: z.ZodType
+}
 
 /**
  * The one API contract. Every operation has a request and a response schema; every event a
@@ -17,20 +26,15 @@ export const operations = {
     request: z.object({ limit: z.number().int().positive().max(1000).optional() }).strict(),
     response: z.array(RunSummary),
   },
-} as const
+} as const satisfies Record<OperationName, OperationSpec>
 
 export const events = {
   engineStatus: EngineStatus,
-} as const
+} as const satisfies Record<EventName, z.ZodType>
 
-export type OperationName = keyof typeof operations
-export type EventName = keyof typeof events
 export type RequestOf<K extends OperationName> = z.input<(typeof operations)[K]['request']>
 export type ResponseOf<K extends OperationName> = z.output<(typeof operations)[K]['response']>
 export type EventOf<K extends EventName> = z.output<(typeof events)[K]>
-
-export const operationNames = Object.keys(operations) as OperationName[]
-export const eventNames = Object.keys(events) as EventName[]
 
 export type Unsubscribe = () => void
 
@@ -41,11 +45,16 @@ export type AttuneApi = {
   on<E extends EventName>(event: E, listener: (payload: EventOf<E>) => void): Unsubscribe
 }
 
-/** Channel names shared by the preload and the IPC binding. */
-export const ipcChannel = {
-  call: (op: OperationName) => `attune:call:${op}`,
-  event: (name: EventName) => `attune:event:${name}`,
-} as const
+/**
+ * What the Electron preload exposes as `window.attuneBridge`: the same operations, answering
+ * with envelopes (errors keep their code that way across the context bridge). The renderer
+ * turns it into an AttuneApi.
+ */
+export type AttuneBridge = {
+  [K in OperationName]: (request: RequestOf<K>) => Promise<CallResult>
+} & {
+  on<E extends EventName>(event: E, listener: (payload: EventOf<E>) => void): Unsubscribe
+}
 
 /** Frames of the WebSocket transport. */
 export const ClientFrame = z.discriminatedUnion('type', [

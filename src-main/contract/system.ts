@@ -42,7 +42,7 @@ export const AppInfo = z.object({
   homeDir: z.string(),
   databasePath: z.string(),
   /** Which transport the services answered on; the renderer shows it in Settings. */
-  transport: z.enum(['ipc', 'websocket', 'direct']),
+  transport: z.enum(['ipc', 'websocket', 'http', 'direct']),
 })
 export type AppInfo = z.infer<typeof AppInfo>
 

@@ -1,8 +1,10 @@
 import type { z } from 'zod'
 import { operations, type CallResult, type OperationName, type ResponseOf } from '../contract/api'
 import { ApiError } from '../contract/errors'
+import type { AppInfo } from '../contract/system'
 
-export type Transport = 'ipc' | 'websocket' | 'direct'
+/** How a call reached the services; `direct` is the CLI calling in-process. */
+export type Transport = AppInfo['transport']
 
 export interface CallContext {
   transport: Transport
