@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { installRoot } from '../services/install-paths'
+import { projectRoot } from '../services/install-paths'
 
 /**
  * better-sqlite3 is a Node-ABI addon: the build `npm install` makes for Node (used by the CLI and
@@ -10,7 +10,7 @@ import { installRoot } from '../services/install-paths'
  */
 export function electronSqliteBinding(): string | undefined {
   const candidates = [
-    join(installRoot(), '.electron-native', 'better_sqlite3.node'),
+    join(projectRoot(), '.electron-native', 'better_sqlite3.node'),
     ...(process.resourcesPath ? [join(process.resourcesPath, 'better_sqlite3.node')] : []),
   ]
   return candidates.find((candidate) => existsSync(candidate)) ?? candidates[0]

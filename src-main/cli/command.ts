@@ -11,7 +11,7 @@ export interface CommandContext {
   device: Device
   json: boolean
   positionals: string[]
-  options: Record<string, string | boolean | undefined>
+  options: Record<string, string | boolean | Array<string | boolean> | undefined>
   /** Opens the home folder, the experiment log and the engine host; closed by the CLI after run(). */
   services(): AttuneServices
   out(text: string): void

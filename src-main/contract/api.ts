@@ -22,6 +22,8 @@ const Empty = z.object({}).strict()
 export const operations = {
   appInfo: { request: Empty, response: AppInfo },
   systemInfo: { request: Empty, response: SystemInfo },
+  /** The engine worker's state now; changes arrive as `engineStatus` events. */
+  engineState: { request: Empty, response: EngineStatus },
   runsList: {
     request: z.object({ limit: z.number().int().positive().max(1000).optional() }).strict(),
     response: z.array(RunSummary),

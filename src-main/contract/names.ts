@@ -2,7 +2,7 @@
  * The names of every operation and event, with no runtime dependency: the sandboxed Electron
  * preload imports this file alone (it cannot load zod), and api.ts checks its tables against it.
  */
-export const operationNames = ['appInfo', 'systemInfo', 'runsList'] as const
+export const operationNames = ['appInfo', 'systemInfo', 'engineState', 'runsList'] as const
 export const eventNames = ['engineStatus'] as const
 
 export type OperationName = (typeof operationNames)[number]

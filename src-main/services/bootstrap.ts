@@ -1,4 +1,3 @@
-import { platform, arch } from 'node:os'
 import { EngineHost, type WorkerSpawner } from '../engine/host'
 import { openDatabase, type AttuneDatabase } from '../store/database'
 import { EventHub } from './events'
@@ -56,10 +55,8 @@ interface HandlerDeps {
 function createHandlers({ home, database, engine, version }: HandlerDeps): Handlers {
   return {
     appInfo: async (_request, context) => ({ version, homeDir: home.root, databasePath: home.databasePath, transport: context.transport }),
-    systemInfo: async () => {
-      const info = await engine.call('systemInfo', {})
-      return { ...info, os: { platform: platform(), arch: arch() } }
-    },
-    runsList: async (request) => database.runs.list({ limit: request.limit ?? 200 }),
+    systemInfo: () => engine.call('systemInfo', {}),
+    engineState: async () => engine.status,
+    runsList: async (request) => database.runs.listRuns({ limit: request.limit ?? 200 }),
   }
 }

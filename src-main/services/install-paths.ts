@@ -2,20 +2,33 @@ import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
+let cachedRoot: string | undefined
+
 /**
- * The folder that holds Attune's package.json, found by walking up from this module. The same
- * answer whether the code runs from source (tests) or bundled into out/main (CLI, app).
+ * The folder holding Attune's package.json, found by walking up from this module. That gives the
+ * same answer from the TypeScript source (vitest), from the bundle in out/main, from a shared
+ * chunk below it, and inside a packaged app.asar.
  */
-export function installRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
-  for (let dir = from; ; dir = dirname(dir)) {
-    const manifest = join(dir, 'package.json')
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'attune') return dir
-    if (dirname(dir) === dir) throw new Error(`Attune's install folder was not found above ${from}; reinstall with npm install.`)
+export function projectRoot(): string {
+  if (cachedRoot) return cachedRoot
+  const start = dirname(fileURLToPath(import.meta.url))
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (isAttuneManifest(join(dir, 'package.json'))) return (cachedRoot = dir)
+    if (dirname(dir) === dir) throw new Error(`Could not find Attune's package.json in any folder above ${start}; reinstall with npm install.`)
   }
 }
 
-/** Where the build puts each artifact, relative to the install root. */
-export function builtPaths(root: string = installRoot()) {
+function isAttuneManifest(path: string): boolean {
+  if (!existsSync(path)) return false
+  try {
+    return (JSON.parse(readFileSync(path, 'utf8')) as { name?: unknown }).name === 'attune'
+  } catch {
+    return false
+  }
+}
+
+/** Where the build puts each artifact. */
+export function builtPaths(root: string = projectRoot()) {
   return {
     renderer: join(root, 'out', 'renderer'),
     preload: join(root, 'out', 'preload', 'index.cjs'),
@@ -23,6 +36,6 @@ export function builtPaths(root: string = installRoot()) {
   }
 }
 
-export function appVersion(root: string = installRoot()): string {
+export function appVersion(root: string = projectRoot()): string {
   return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version
 }

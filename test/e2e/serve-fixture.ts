@@ -42,6 +42,8 @@ async function startServe(): Promise<{ served: ServedAttune; stop: () => Promise
 
 export const test = base.extend<object, { attune: ServedAttune }>({
   attune: [
+    // Playwright reads the fixtures a function wants from its destructured first parameter.
+    // eslint-disable-next-line no-empty-pattern
     async ({}, use) => {
       const { served, stop } = await startServe()
       await use(served)

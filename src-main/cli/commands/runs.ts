@@ -30,7 +30,7 @@ export const runsCommand: Command = {
   },
 }
 
-function parseLimit(value: string | boolean | undefined): number | undefined {
+function parseLimit(value: unknown): number | undefined {
   if (value === undefined) return undefined
   const limit = Number(value)
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UserError(`--limit must be a whole number from 1 to 1000, not "${String(value)}".`)

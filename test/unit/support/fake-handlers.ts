@@ -11,6 +11,7 @@ export function fakeHandlers(overrides: Partial<Handlers> = {}): Handlers {
       engine: { version: '0.0.0', backends: ['cpu'] },
       cuda: { usable: false, compiled: false, reason: 'no GPU in tests', devices: [] },
     }),
+    engineState: async () => ({ state: 'ready' }),
     runsList: async (request) =>
       Array.from({ length: Math.min(request.limit ?? 2, 2) }, (_, index) => ({
         id: `run-${index}`,

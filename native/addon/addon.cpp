@@ -1,0 +1,25 @@
+// attune_engine.node: a thin N-API layer over the engine library. Validation and defaults live in
+// JS (src-main/engine); this layer converts values, runs work off the JS thread, and turns
+// Statuses into errors with codes.
+#include <napi.h>
+
+#include "addon_data.h"
+#include "bindings.h"
+#include "cancel_token.h"
+
+namespace {
+
+// NODE_API_MODULE pastes the name into an identifier, so init cannot be namespace-qualified.
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  using namespace attune_addon;
+  Napi::Function cancel_token_class = CancelTokenJs::define_class(env);
+  env.SetInstanceData(new AddonData{Napi::Persistent(cancel_token_class)});
+  exports.Set("CancelToken", cancel_token_class);
+  exports.Set("systemInfo", Napi::Function::New(env, system_info_js, "systemInfo"));
+  exports.Set("cpuBenchmark", Napi::Function::New(env, cpu_benchmark_js, "cpuBenchmark"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(attune_engine, init)

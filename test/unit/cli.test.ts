@@ -1,0 +1,71 @@
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+// The built `attune` command, run as a user runs it, on a fresh home folder.
+
+const cliEntry = join(process.cwd(), 'out', 'main', 'cli.js')
+let home: string
+
+beforeAll(() => {
+  if (!existsSync(cliEntry)) throw new Error(`${cliEntry} is missing: run "npm run build" before these tests (npm test does).`)
+  home = mkdtempSync(join(tmpdir(), 'attune-cli-'))
+})
+afterAll(() => rmSync(home, { recursive: true, force: true }))
+
+function attune(...args: string[]) {
+  const result = spawnSync(process.execPath, ['bin/attune.js', ...args], { encoding: 'utf8', env: { ...process.env, ATTUNE_HOME: home } })
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+describe('attune CLI', () => {
+  it('prints help listing the commands', () => {
+    const { code, stdout } = attune('--help')
+    expect(code).toBe(0)
+    for (const command of ['info', 'runs', 'serve']) expect(stdout).toMatch(new RegExp(`^  ${command} `, 'm'))
+  })
+
+  it('explains an unknown command and exits 1', () => {
+    const { code, stderr } = attune('fly')
+    expect(code).toBe(1)
+    expect(stderr).toContain('"fly" is not an attune command')
+  })
+
+  it('explains an unknown flag with the usage and exits 1', () => {
+    const { code, stderr } = attune('runs', 'list', '--colour')
+    expect(code).toBe(1)
+    expect(stderr).toContain('--colour')
+    expect(stderr).toContain('Usage: attune runs list')
+    expect(stderr).not.toMatch(/\n\s+at /) // no stack trace
+  })
+
+  it('refuses a bad --device and a bad --limit in plain words', () => {
+    expect(attune('info', '--device', 'tpu')).toMatchObject({ code: 1, stderr: expect.stringContaining('--device must be auto, cpu or cuda') })
+    expect(attune('runs', 'list', '--limit', '0')).toMatchObject({ code: 1, stderr: expect.stringContaining('--limit must be a whole number') })
+  })
+
+  it('lists no runs on a fresh home, as JSON and as text', () => {
+    expect(JSON.parse(attune('runs', 'list', '--json').stdout)).toEqual([])
+    expect(attune('runs', 'list').stdout).toContain('No training runs yet')
+    expect(existsSync(join(home, 'attune.db'))).toBe(true)
+  })
+
+  it('--home wins over ATTUNE_HOME', () => {
+    const other = mkdtempSync(join(tmpdir(), 'attune-cli-other-'))
+    const { stdout } = attune('info', '--json', '--home', other)
+    expect(JSON.parse(stdout).app.homeDir).toBe(other)
+    rmSync(other, { recursive: true, force: true })
+  })
+
+  it('reports this machine from the native engine', () => {
+    const { code, stdout } = attune('info', '--json')
+    expect(code).toBe(0)
+    const { app, system } = JSON.parse(stdout)
+    expect(app.homeDir).toBe(home)
+    expect(system.cpu.threads).toBe(availableParallelism())
+    expect(system.cuda.usable || system.cuda.reason.length > 0).toBe(true)
+    expect(attune('info').stdout).toMatch(/^GPU\s+/m)
+  })
+})
