@@ -6,6 +6,7 @@
 #include "addon_data.h"
 #include "bindings.h"
 #include "cancel_token.h"
+#include "model_js.h"
 
 namespace {
 
@@ -13,8 +14,10 @@ namespace {
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   using namespace attune_addon;
   Napi::Function cancel_token_class = CancelTokenJs::define_class(env);
-  env.SetInstanceData(new AddonData{Napi::Persistent(cancel_token_class)});
+  Napi::Function model_class = ModelJs::define_class(env);
+  env.SetInstanceData(new AddonData{Napi::Persistent(cancel_token_class), Napi::Persistent(model_class)});
   exports.Set("CancelToken", cancel_token_class);
+  exports.Set("loadModel", Napi::Function::New(env, load_model_js, "loadModel"));
   exports.Set("systemInfo", Napi::Function::New(env, system_info_js, "systemInfo"));
   exports.Set("cpuBenchmark", Napi::Function::New(env, cpu_benchmark_js, "cpuBenchmark"));
   return exports;

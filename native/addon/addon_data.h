@@ -8,6 +8,7 @@ namespace attune_addon {
 
 struct AddonData {
   Napi::FunctionReference cancel_token_class;  // to check that an argument really is a CancelToken
+  Napi::FunctionReference model_class;         // to wrap loaded models
 };
 
 }  // namespace attune_addon

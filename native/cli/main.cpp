@@ -6,6 +6,7 @@
 
 #include "attune/cpu_benchmark.h"
 #include "attune/system_info.h"
+#include "bench_inference.h"
 #include "json.h"
 
 namespace {
@@ -13,7 +14,9 @@ namespace {
 constexpr const char* kUsage =
     "usage: attune-engine <command>\n"
     "  info                     system info as JSON (CPU, memory, CUDA devices and why not usable)\n"
-    "  cpu-benchmark [seconds]  fp32 matmul throughput of the cpu backend as JSON (default 3 s)\n";
+    "  cpu-benchmark [seconds]  fp32 matmul throughput of the cpu backend as JSON (default 3 s)\n"
+    "  bench-inference --model DIR [--threads N] [--prompt-tokens 512] [--decode-tokens 64]\n"
+    "                           prefill tokens/s and decode ms/token of a model folder as JSON\n";
 
 int run_cpu_benchmark(int argc, char** argv) {
   double seconds = 3;
@@ -51,6 +54,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "cpu-benchmark") return run_cpu_benchmark(argc, argv);
+  if (command == "bench-inference") return attune::run_bench_inference(argc, argv);
   const bool asked = command == "help" || command == "--help" || command == "-h";
   std::fputs(kUsage, asked ? stdout : stderr);
   return asked ? 0 : 2;

@@ -5,12 +5,15 @@ import { appVersion, builtPaths } from '../services/install-paths'
 import { resolveHomeDir } from '../services/home'
 import { forkSpawner } from '../engine/host'
 import type { Command, CommandContext, Device, OptionSpec } from './command'
+import { checkDataCommand } from './commands/check-data'
+import { evalCommand } from './commands/eval'
+import { generateCommand } from './commands/generate'
 import { infoCommand } from './commands/info'
 import { runsCommand } from './commands/runs'
 import { serveCommand } from './commands/serve'
 import { UserError } from './user-error'
 
-const commands: Command[] = [infoCommand, runsCommand, serveCommand]
+const commands: Command[] = [infoCommand, checkDataCommand, generateCommand, evalCommand, runsCommand, serveCommand]
 
 /** Flags every command accepts (cli.md). */
 const commonOptions: OptionSpec = {

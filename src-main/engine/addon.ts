@@ -17,9 +17,55 @@ export interface NativeCancelToken {
 /** The `code` on errors from the addon (attune::StatusCode names); callbacks' own errors pass through as thrown. */
 export type NativeErrorCode = 'INVALID_ARGUMENT' | 'CANCELLED' | 'INTERNAL'
 
+export interface NativeModelInfo {
+  /** e.g. "LlamaForCausalLM" */
+  architecture: string
+  vocabSize: number
+  hiddenSize: number
+  intermediateSize: number
+  layers: number
+  heads: number
+  kvHeads: number
+  headDim: number
+  contextLength: number
+  tiedEmbeddings: boolean
+}
+
+export interface NativeGenerateOptions {
+  maxNewTokens: number
+  temperature: number
+  topP: number
+  topK: number
+  repetitionPenalty: number
+  seed: number
+  /** Generation ends after emitting one of these. */
+  stopIds: Int32Array
+}
+
+export interface NativeGeneration {
+  /** The new tokens, a final stop token included. */
+  tokens: number[]
+  finishReason: 'stop' | 'length' | 'cancelled'
+  prefillMs: number
+  decodeMs: number
+}
+
+/** A loaded model; one operation at a time (a second concurrent call is refused). */
+export interface NativeModel {
+  info(): NativeModelInfo
+  /** `onToken` gets every new token, in order, as soon as it is chosen. */
+  generate(promptIds: Int32Array, options: NativeGenerateOptions, onToken: (token: number) => void, cancel: NativeCancelToken): Promise<NativeGeneration>
+  /** Σ cross-entropy of labels[t+1] given ids[..t] over labels ≠ −100, and how many were scored. */
+  sequenceLoss(ids: Int32Array, labels: Int32Array, cancel: NativeCancelToken): Promise<{ sum: number; count: number }>
+  /** Frees the model once no operation is using it. */
+  close(): void
+}
+
 /** The addon's exports. Every function runs its work off the JS thread and returns a Promise. */
 export interface EngineAddon {
   CancelToken: new () => NativeCancelToken
+  /** Reads config.json and the safetensors weights of `dir` (memory-mapped), checking names and shapes. */
+  loadModel(dir: string, threads: number): Promise<NativeModel>
   systemInfo(): Promise<SystemInfo>
   /** `onProgress` is called at most ~10 times a second. */
   cpuBenchmark(

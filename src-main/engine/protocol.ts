@@ -24,21 +24,88 @@ export type CpuBenchmarkParams = z.infer<typeof CpuBenchmarkParams>
 export type CpuBenchmarkProgress = z.infer<typeof CpuBenchmarkProgress>
 export type CpuBenchmarkResult = z.infer<typeof CpuBenchmarkResult>
 
+/** Which loaded model a call uses; the worker keeps the last one loaded. */
+const ModelChoice = {
+  modelDir: z.string().min(1),
+  /** CPU threads for the engine; all logical processors when left out. */
+  threads: z.number().int().positive().max(1024).optional(),
+}
+
+export const SamplingOptions = z.strictObject({
+  maxNewTokens: z.number().int().min(0).max(1_000_000).default(128),
+  /** 0 is greedy and deterministic. */
+  temperature: z.number().min(0).max(100).default(0),
+  topP: z.number().gt(0).max(1).default(1),
+  /** 0 means no limit. */
+  topK: z.number().int().min(0).default(0),
+  repetitionPenalty: z.number().positive().max(100).default(1),
+  /** Fixes the sampling; a random seed is used when left out. */
+  seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+})
+export type SamplingOptions = z.input<typeof SamplingOptions>
+
+export const ChatMessage = z.strictObject({ role: z.enum(['system', 'user', 'assistant']), content: z.string() })
+export type ChatMessage = z.infer<typeof ChatMessage>
+
+export const GenerateParams = z.strictObject({
+  ...ModelChoice,
+  /** A prompt is encoded with the tokenizer's own special tokens; messages through the chat template. */
+  input: z.discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('prompt'), text: z.string() }),
+    z.strictObject({ kind: z.literal('messages'), messages: z.array(ChatMessage).min(1) }),
+  ]),
+  sampling: SamplingOptions,
+})
+/** New text since the last progress event (never half a character). */
+export const GenerateProgress = z.object({ text: z.string() })
+export const GenerateResult = z.object({
+  text: z.string(),
+  promptTokens: z.number().int().nonnegative(),
+  completionTokens: z.number().int().nonnegative(),
+  finishReason: z.enum(['stop', 'length', 'cancelled']),
+  prefillMs: z.number().nonnegative(),
+  decodeMs: z.number().nonnegative(),
+})
+export type GenerateResult = z.infer<typeof GenerateResult>
+
+export const EvaluateParams = z.strictObject({
+  ...ModelChoice,
+  dataFile: z.string().min(1),
+  format: z.enum(['auto', 'text', 'messages', 'alpaca', 'sharegpt', 'prompt-completion', 'csv']).default('auto'),
+  seqLen: z.number().int().positive().max(1_048_576).default(2048),
+})
+export const EvaluateProgress = z.object({ records: z.number().int().nonnegative(), totalRecords: z.number().int().nonnegative() })
+export const EvaluateResult = z.object({
+  /** Mean cross-entropy over target tokens. */
+  loss: z.number(),
+  tokens: z.number().int().nonnegative(),
+  perplexity: z.number(),
+  records: z.number().int().nonnegative(),
+  truncated: z.number().int().nonnegative(),
+})
+export type EvaluateResult = z.infer<typeof EvaluateResult>
+
 /** Every engine method: its params, the progress it reports while running, and its result. */
 export const engineMethods = {
   systemInfo: { params: z.strictObject({}), progress: z.never(), result: SystemInfo },
   cpuBenchmark: { params: CpuBenchmarkParams, progress: CpuBenchmarkProgress, result: CpuBenchmarkResult },
+  generate: { params: GenerateParams, progress: GenerateProgress, result: GenerateResult },
+  evaluate: { params: EvaluateParams, progress: EvaluateProgress, result: EvaluateResult },
 } as const
 
 export type EngineMethod = keyof typeof engineMethods
 export type EngineMethods = {
   [M in EngineMethod]: {
-    params: z.infer<(typeof engineMethods)[M]['params']>
+    params: z.input<(typeof engineMethods)[M]['params']>
+    parsedParams: z.output<(typeof engineMethods)[M]['params']>
     progress: z.infer<(typeof engineMethods)[M]['progress']>
     result: z.infer<(typeof engineMethods)[M]['result']>
   }
 }
+/** What a caller passes (defaults may be left out). */
 export type ParamsOf<M extends EngineMethod> = EngineMethods[M]['params']
+/** What the worker receives after validation, defaults filled in. */
+export type ParsedParamsOf<M extends EngineMethod> = EngineMethods[M]['parsedParams']
 export type ProgressOf<M extends EngineMethod> = EngineMethods[M]['progress']
 export type ResultOf<M extends EngineMethod> = EngineMethods[M]['result']
 

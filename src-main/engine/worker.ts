@@ -3,13 +3,15 @@
 // native code ends this process only; the host reports it and starts a fresh worker.
 import { ApiError } from '../contract/errors'
 import { loadAddon, type EngineAddon, type NativeCancelToken } from './addon'
+import { evaluate } from './tasks/evaluate'
+import { generate } from './tasks/generate'
 import {
   engineMethods,
   HostMessage,
   isEngineMethod,
   type CallMessage,
   type EngineMethod,
-  type ParamsOf,
+  type ParsedParamsOf,
   type ProgressOf,
   type ResultOf,
   type WorkerMessage,
@@ -17,7 +19,7 @@ import {
 
 type Handler<M extends EngineMethod> = (
   addon: EngineAddon,
-  params: ParamsOf<M>,
+  params: ParsedParamsOf<M>,
   onProgress: (data: ProgressOf<M>) => void,
   cancel: NativeCancelToken,
 ) => Promise<ResultOf<M>>
@@ -25,6 +27,8 @@ type Handler<M extends EngineMethod> = (
 const handlers: { [M in EngineMethod]: Handler<M> } = {
   systemInfo: (addon) => addon.systemInfo(),
   cpuBenchmark: (addon, params, onProgress, cancel) => addon.cpuBenchmark(params.seconds, onProgress, cancel),
+  generate,
+  evaluate,
 }
 
 interface ParentChannel {
@@ -109,7 +113,7 @@ class EngineWorker {
     try {
       const handler = handlers[call.method] as Handler<EngineMethod>
       const onProgress = (data: unknown) => this.parent.send({ type: 'progress', id: call.id, data })
-      const value = await handler(this.addon, params.data as ParamsOf<EngineMethod>, onProgress, cancel)
+      const value = await handler(this.addon, params.data as ParsedParamsOf<EngineMethod>, onProgress, cancel)
       // A cancelled call reports CANCELLED even if it finished first: the caller has moved on.
       if (cancel.cancelled) throw new ApiError('CANCELLED', 'The operation was cancelled')
       const checked = spec.result.safeParse(value)

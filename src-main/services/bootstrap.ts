@@ -19,6 +19,8 @@ export interface AttuneServices {
   router: Router
   events: EventHub
   home: HomeLayout
+  /** The engine worker's host, for long jobs the CLI streams (generate, eval). */
+  engine: EngineHost
   close(): Promise<void>
 }
 
@@ -38,6 +40,7 @@ export function openServices(options: ServicesOptions): AttuneServices {
     router,
     events,
     home,
+    engine,
     async close() {
       await engine.dispose()
       database.close()

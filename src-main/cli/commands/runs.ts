@@ -1,6 +1,7 @@
 import type { Command } from '../command'
 import { formatTable } from '../format'
 import { callOrThrow } from '../call'
+import { numberOption } from '../options'
 import { UserError } from '../user-error'
 
 export const runsCommand: Command = {
@@ -11,7 +12,7 @@ export const runsCommand: Command = {
   async run(context) {
     const [action = 'list'] = context.positionals
     if (action !== 'list') throw new UserError(`"attune runs ${action}" is not a command: use "attune runs list".`)
-    const limit = parseLimit(context.options.limit)
+    const limit = context.options.limit === undefined ? undefined : numberOption(context.options, 'limit', { integer: true, min: 1, max: 1000 })
     const runs = await callOrThrow(context.services().router, 'runsList', limit === undefined ? {} : { limit })
     if (context.json) {
       context.out(JSON.stringify(runs, null, 2))
@@ -28,11 +29,4 @@ export const runsCommand: Command = {
       ),
     )
   },
-}
-
-function parseLimit(value: unknown): number | undefined {
-  if (value === undefined) return undefined
-  const limit = Number(value)
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UserError(`--limit must be a whole number from 1 to 1000, not "${String(value)}".`)
-  return limit
 }

@@ -1,0 +1,217 @@
+#include "model/llama.h"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "cpu/ops.h"
+#include "model/check_weights.h"
+#include "tensor/convert.h"
+
+namespace attune {
+
+namespace {
+
+Status weight_type(const TensorView& tensor, cpu::WeightType* out) {
+  switch (tensor.dtype) {
+    case DType::kF32: *out = cpu::WeightType::F32; return {};
+    case DType::kBF16: *out = cpu::WeightType::BF16; return {};
+    case DType::kF16: *out = cpu::WeightType::F16; return {};
+    default:
+      return Status::invalid_argument("Tensor \"" + tensor.name + "\" is stored as " + dtype_name(tensor.dtype) +
+                                      "; Attune runs F32, F16 and BF16 weights here");
+  }
+}
+
+RopeParams rope_params(const ModelConfig& c) {
+  RopeParams p;
+  p.theta = c.rope_theta;
+  p.dim = c.head_dim;
+  switch (c.rope_scaling.type) {
+    case RopeScaling::Type::kNone: p.scaling = RopeParams::Scaling::kNone; break;
+    case RopeScaling::Type::kLinear: p.scaling = RopeParams::Scaling::kLinear; break;
+    case RopeScaling::Type::kLlama3: p.scaling = RopeParams::Scaling::kLlama3; break;
+  }
+  p.factor = c.rope_scaling.factor;
+  p.low_freq_factor = c.rope_scaling.low_freq_factor;
+  p.high_freq_factor = c.rope_scaling.high_freq_factor;
+  p.original_max_positions = c.rope_scaling.original_max_position_embeddings;
+  return p;
+}
+
+// Grows a scratch buffer without shrinking, so steady-state decoding never allocates.
+float* sized(std::vector<float>& buffer, int64_t n) {
+  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
+  return buffer.data();
+}
+
+void apply_linear(cpu::ThreadPool& pool, const float* x, const LinearWeight& w, float* y, int64_t T) {
+  cpu::linear(pool, x, w.data, w.type, w.bias.empty() ? nullptr : w.bias.data(), y, T, w.in, w.out);
+}
+
+}  // namespace
+
+Status LlamaModel::load(const std::string& dir, unsigned threads, std::unique_ptr<LlamaModel>* out) {
+  std::unique_ptr<LlamaModel> model(new LlamaModel());
+  Status status = load_model_config(dir, &model->config_);
+  if (!status.ok()) return status;
+  status = ModelWeights::open(dir, &model->weights_);
+  if (!status.ok()) return status;
+  status = check_weights(model->config_, model->weights_);
+  if (!status.ok()) return status;
+  model->pool_ = std::make_unique<cpu::ThreadPool>(std::max(1u, threads));
+  model->rope_ = std::make_unique<RopeTable>(rope_params(model->config_));
+  status = model->bind_weights();
+  if (!status.ok()) return status;
+  *out = std::move(model);
+  return {};
+}
+
+Status LlamaModel::bind_weights() {
+  const ModelConfig& c = config_;
+  // check_weights() has verified every name and shape; here they are only looked up.
+  auto tensor = [&](const std::string& name, const TensorView** view) {
+    *view = weights_.find(name);
+    return *view ? Status() : weights_.missing(name);
+  };
+  auto vector = [&](const std::string& name, std::vector<float>* values) {
+    const TensorView* view = nullptr;
+    Status s = tensor(name, &view);
+    return s.ok() ? to_f32(*view, values) : s;
+  };
+  auto linear = [&](const std::string& prefix, bool bias, LinearWeight* w) {
+    const TensorView* view = nullptr;
+    Status s = tensor(prefix + ".weight", &view);
+    if (!s.ok()) return s;
+    s = weight_type(*view, &w->type);
+    if (!s.ok()) return s;
+    w->data = view->data;
+    w->out = view->shape[0];
+    w->in = view->shape[1];
+    return bias ? vector(prefix + ".bias", &w->bias) : Status();
+  };
+
+  const TensorView* embedding = nullptr;
+  Status s = tensor("model.embed_tokens.weight", &embedding);
+  if (!s.ok()) return s;
+  s = weight_type(*embedding, &embedding_type_);
+  if (!s.ok()) return s;
+  embedding_ = embedding->data;
+
+  const bool qkv_bias = c.qkv_bias;
+  layers_.resize(static_cast<size_t>(c.num_hidden_layers));
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    DecoderLayer& layer = layers_[static_cast<size_t>(i)];
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    for (Status step : {vector(p + "input_layernorm.weight", &layer.input_norm),
+                        vector(p + "post_attention_layernorm.weight", &layer.post_attention_norm),
+                        linear(p + "self_attn.q_proj", qkv_bias, &layer.q), linear(p + "self_attn.k_proj", qkv_bias, &layer.k),
+                        linear(p + "self_attn.v_proj", qkv_bias, &layer.v), linear(p + "self_attn.o_proj", c.o_bias, &layer.o),
+                        linear(p + "mlp.gate_proj", false, &layer.gate), linear(p + "mlp.up_proj", false, &layer.up),
+                        linear(p + "mlp.down_proj", false, &layer.down)}) {
+      if (!step.ok()) return step;
+    }
+    if (c.arch == Architecture::kQwen3) {
+      s = vector(p + "self_attn.q_norm.weight", &layer.q_norm);
+      if (s.ok()) s = vector(p + "self_attn.k_norm.weight", &layer.k_norm);
+      if (!s.ok()) return s;
+    }
+  }
+  s = vector("model.norm.weight", &final_norm_);
+  if (!s.ok()) return s;
+  if (c.tie_word_embeddings) {
+    lm_head_.data = embedding_;
+    lm_head_.type = embedding_type_;
+    lm_head_.in = c.hidden_size;
+    lm_head_.out = c.vocab_size;
+    return {};
+  }
+  return linear("lm_head", false, &lm_head_);
+}
+
+Status LlamaModel::new_cache(int64_t capacity, std::unique_ptr<KvCache>* out) const {
+  const ModelConfig& c = config_;
+  if (capacity <= 0) return Status::invalid_argument("The context must hold at least one token");
+  if (c.sliding_window > 0 && capacity > c.sliding_window) {
+    return Status::invalid_argument("This model was trained with sliding-window attention over " +
+                                    std::to_string(c.sliding_window) +
+                                    " tokens, which Attune does not implement yet; keep the text under that length");
+  }
+  try {
+    *out = std::make_unique<KvCache>(c.num_hidden_layers, capacity, c.num_key_value_heads, c.head_dim);
+  } catch (const std::bad_alloc&) {
+    const double gb = 2.0 * c.num_hidden_layers * capacity * c.num_key_value_heads * c.head_dim * 4 / 1e9;
+    return Status::invalid_argument("Not enough memory for a context of " + std::to_string(capacity) + " tokens (needs " +
+                                    std::to_string(gb) + " GB); use a shorter context");
+  }
+  return {};
+}
+
+Status LlamaModel::forward(const int32_t* ids, int64_t T, KvCache& cache, ForwardWorkspace& ws, float* hidden) {
+  // ids: [T]; hidden: [T, H]. Activations: x [T,H], q [T,nh·hd], k/v [T,nkv·hd], gate/up [T,I].
+  const ModelConfig& c = config_;
+  const int64_t H = c.hidden_size, I = c.intermediate_size, hd = c.head_dim;
+  const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads;
+  const int64_t past = cache.length;
+  if (T <= 0) return Status::invalid_argument("forward needs at least one token");
+  if (past + T > cache.capacity) {
+    return Status::invalid_argument("The text is longer than the context (" + std::to_string(past + T) + " > " +
+                                    std::to_string(cache.capacity) + " tokens)");
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    if (ids[t] < 0 || ids[t] >= c.vocab_size) {
+      return Status::invalid_argument("Token id " + std::to_string(ids[t]) + " is outside the vocabulary (0.." +
+                                      std::to_string(c.vocab_size - 1) + ")");
+    }
+  }
+  cpu::ThreadPool& pool = *pool_;
+  rope_->ensure(past + T);
+  ws.positions.resize(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) ws.positions[static_cast<size_t>(t)] = static_cast<int32_t>(past + t);
+
+  float* x = sized(ws.x, T * H);
+  float* normed = sized(ws.normed, T * H);
+  float* q = sized(ws.q, T * nh * hd);
+  float* k = sized(ws.k, T * nkv * hd);
+  float* v = sized(ws.v, T * nkv * hd);
+  float* attn = sized(ws.attn, T * nh * hd);
+  float* proj = sized(ws.proj, T * H);
+  float* gate = sized(ws.gate, T * I);
+  float* up = sized(ws.up, T * I);
+
+  cpu::embedding_forward(pool, ids, T, embedding_, embedding_type_, H, x);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const DecoderLayer& layer = layers_[l];
+    cpu::rmsnorm_forward(pool, x, layer.input_norm.data(), c.rms_norm_eps, T, H, normed, nullptr);
+    apply_linear(pool, normed, layer.q, q, T);
+    apply_linear(pool, normed, layer.k, k, T);
+    apply_linear(pool, normed, layer.v, v, T);
+    if (!layer.q_norm.empty()) {
+      // Qwen3 normalises each head's query and key before the rotation.
+      cpu::rmsnorm_forward(pool, q, layer.q_norm.data(), c.rms_norm_eps, T * nh, hd, q, nullptr);
+      cpu::rmsnorm_forward(pool, k, layer.k_norm.data(), c.rms_norm_eps, T * nkv, hd, k, nullptr);
+    }
+    cpu::rope_forward(pool, q, ws.positions.data(), T, nh, hd, rope_->cos(), rope_->sin());
+    cpu::rope_forward(pool, k, ws.positions.data(), T, nkv, hd, rope_->cos(), rope_->sin());
+    const size_t row = static_cast<size_t>(cache.row_size);
+    std::memcpy(cache.k[l].data() + past * cache.row_size, k, static_cast<size_t>(T) * row * sizeof(float));
+    std::memcpy(cache.v[l].data() + past * cache.row_size, v, static_cast<size_t>(T) * row * sizeof(float));
+    cpu::attention_forward(pool, q, cache.k[l].data(), cache.v[l].data(), T, past, nh, nkv, hd, attn);
+    apply_linear(pool, attn, layer.o, proj, T);
+    cpu::add_inplace(pool, x, proj, T * H);
+
+    cpu::rmsnorm_forward(pool, x, layer.post_attention_norm.data(), c.rms_norm_eps, T, H, normed, nullptr);
+    apply_linear(pool, normed, layer.gate, gate, T);
+    apply_linear(pool, normed, layer.up, up, T);
+    cpu::swiglu_forward(pool, gate, up, T * I, gate);
+    apply_linear(pool, gate, layer.down, proj, T);
+    cpu::add_inplace(pool, x, proj, T * H);
+  }
+  cache.length = past + T;
+  cpu::rmsnorm_forward(pool, x, final_norm_.data(), c.rms_norm_eps, T, H, hidden, nullptr);
+  return {};
+}
+
+void LlamaModel::logits(const float* hidden, int64_t T, float* out) { apply_linear(*pool_, hidden, lm_head_, out, T); }
+
+}  // namespace attune

@@ -1,0 +1,73 @@
+// A Llama-family decoder (Llama 2/3, Mistral, Qwen2, Qwen3) running on the CPU backend in fp32:
+// embedding → N × (RMSNorm → attention → residual → RMSNorm → SwiGLU MLP → residual) → RMSNorm
+// → lm_head. Weights stay memory-mapped in their file dtype; linears convert on the fly.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attune/status.h"
+#include "cpu/gemm.h"
+#include "cpu/thread_pool.h"
+#include "io/model_weights.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/rope_table.h"
+
+namespace attune {
+
+// A linear layer's frozen weight: W[out, in] in its file dtype, plus an optional fp32 bias.
+struct LinearWeight {
+  const void* data = nullptr;
+  cpu::WeightType type = cpu::WeightType::F32;
+  std::vector<float> bias;  // empty when the layer has none
+  int64_t in = 0, out = 0;
+};
+
+struct DecoderLayer {
+  std::vector<float> input_norm, post_attention_norm;  // [hidden]
+  std::vector<float> q_norm, k_norm;                    // [head_dim], Qwen3 only
+  LinearWeight q, k, v, o, gate, up, down;
+};
+
+// Scratch buffers for one forward call, kept between calls so decoding does not allocate.
+struct ForwardWorkspace {
+  std::vector<float> x, normed, q, k, v, attn, proj, gate, up;
+  std::vector<int32_t> positions;
+};
+
+class LlamaModel {
+ public:
+  // Reads config.json and the safetensors weights of `dir`, checking every name and shape.
+  static Status load(const std::string& dir, unsigned threads, std::unique_ptr<LlamaModel>* out);
+
+  const ModelConfig& config() const { return config_; }
+  cpu::ThreadPool& pool() { return *pool_; }
+
+  // A cache for up to `capacity` positions (prompt + generated), or an error when memory is short.
+  Status new_cache(int64_t capacity, std::unique_ptr<KvCache>* out) const;
+
+  // ids[T] continue the sequence in `cache` (positions cache.length …); their keys and values are
+  // appended. hidden[T, hidden_size] receives the final-normed hidden states.
+  Status forward(const int32_t* ids, int64_t T, KvCache& cache, ForwardWorkspace& ws, float* hidden);
+
+  // logits[T, vocab] = hidden[T, hidden_size] · lm_headᵀ
+  void logits(const float* hidden, int64_t T, float* logits);
+
+ private:
+  LlamaModel() = default;
+  Status bind_weights();
+
+  ModelConfig config_;
+  ModelWeights weights_;
+  std::unique_ptr<cpu::ThreadPool> pool_;
+  std::unique_ptr<RopeTable> rope_;
+  const void* embedding_ = nullptr;
+  cpu::WeightType embedding_type_ = cpu::WeightType::F32;
+  std::vector<DecoderLayer> layers_;
+  std::vector<float> final_norm_;
+  LinearWeight lm_head_;
+};
+
+}  // namespace attune

@@ -1,0 +1,41 @@
+import { resolve } from 'node:path'
+import type { Command } from '../command'
+import { numberOption, requireString, whileInterruptible } from '../options'
+import { UserError } from '../user-error'
+
+const formats = ['auto', 'text', 'messages', 'alpaca', 'sharegpt', 'prompt-completion', 'csv'] as const
+
+export const evalCommand: Command = {
+  name: 'eval',
+  summary: "Measure a model's loss and perplexity on a dataset",
+  usage: 'attune eval --model <dir> --data <file> [--format auto] [--seq-len 2048]',
+  options: {
+    model: { type: 'string' },
+    adapter: { type: 'string' },
+    data: { type: 'string' },
+    format: { type: 'string', default: 'auto' },
+    'seq-len': { type: 'string', default: '2048' },
+  },
+  async run(context) {
+    const modelDir = resolve(requireString(context.options, 'model'))
+    const dataFile = resolve(requireString(context.options, 'data'))
+    if (context.options.adapter !== undefined) throw new UserError('--adapter is not supported yet: adapters arrive with training.')
+    const format = String(context.options.format)
+    if (!(formats as readonly string[]).includes(format)) throw new UserError(`--format must be one of ${formats.join(', ')}, not "${format}".`)
+    const seqLen = numberOption(context.options, 'seq-len', { integer: true, min: 1 })
+    const { engine } = context.services()
+    const result = await whileInterruptible((signal) =>
+      engine.call(
+        'evaluate',
+        { modelDir, dataFile, format: format as (typeof formats)[number], seqLen },
+        { signal, onProgress: ({ records, totalRecords }) => context.err(`evaluating: ${records}/${totalRecords} records`) },
+      ),
+    )
+    const summary = { loss: result.loss, tokens: result.tokens, perplexity: result.perplexity }
+    if (context.json) context.out(JSON.stringify(summary))
+    else {
+      context.out(JSON.stringify(summary))
+      if (result.truncated > 0) context.err(`${result.truncated} of ${result.records} records were longer than --seq-len ${seqLen} and were truncated.`)
+    }
+  },
+}

@@ -1,0 +1,57 @@
+// The worker keeps the last model it loaded (weights memory-mapped, tokenizer, chat template), so
+// a chat of many turns or an evaluation after a generation does not reload it. One at a time:
+// a model can be many gigabytes, and the user works with one base model at once.
+import { availableParallelism } from 'node:os'
+import { resolve } from 'node:path'
+import { ApiError } from '../contract/errors'
+import { findChatTemplate, type ChatTemplate } from '../domain/chat/template'
+import { loadTokenizer } from '../domain/tokenizer/load'
+import type { ModelTokenizer } from '../domain/tokenizer/model-tokenizer'
+import type { EngineAddon, NativeModel } from './addon'
+
+export interface LoadedModel {
+  dir: string
+  threads: number
+  native: NativeModel
+  tokenizer: ModelTokenizer
+  template: ChatTemplate | null
+}
+
+let current: Promise<LoadedModel> | undefined
+let currentKey = ''
+
+/** Errors from reading the model's own files are the user's to fix: they name the file. */
+function asUserError(error: unknown): never {
+  if (error instanceof ApiError) throw error
+  const named = error instanceof Error ? error.name : ''
+  if (['TokenizerFileError', 'ChatError'].includes(named)) throw new ApiError('USER_ERROR', (error as Error).message)
+  throw error
+}
+
+export function useModel(addon: EngineAddon, modelDir: string, threads: number = availableParallelism()): Promise<LoadedModel> {
+  const dir = resolve(modelDir)
+  const key = `${dir}\n${threads}`
+  if (current && key === currentKey) return current
+  const previous = current
+  currentKey = key
+  current = (async () => {
+    // Free the previous model before mapping the next: both may not fit at once.
+    await previous?.then((loaded) => loaded.native.close()).catch(() => {})
+    try {
+      const tokenizer = loadTokenizer(dir)
+      const template = findChatTemplate(dir)
+      const native = await addon.loadModel(dir, threads)
+      return { dir, threads, native, tokenizer, template }
+    } catch (error) {
+      asUserError(error)
+    }
+  })()
+  // A failed load is not cached: the user may fix the folder and try again.
+  current.catch(() => {
+    if (currentKey === key) {
+      current = undefined
+      currentKey = ''
+    }
+  })
+  return current
+}

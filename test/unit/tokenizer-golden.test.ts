@@ -1,0 +1,58 @@
+// Attune's tokenizer against transformers' own outputs on the golden fixtures
+// (test/golden/fixtures/<name>/reference.json, written by test/golden/make_golden.py).
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { loadTokenizer } from '../../src-main/domain/tokenizer/load'
+
+interface TokenizationCase {
+  text: string
+  ids: number[]
+  ids_plain: number[]
+  decoded: string
+  decoded_skip_special: string
+}
+interface Reference {
+  meta: { bos_token_id: number | null; eos_token_ids: number[]; vocab_size_tokenizer: number }
+  tokenization: TokenizationCase[]
+}
+
+const fixturesDir = join(import.meta.dirname, '..', 'golden', 'fixtures')
+const fixtures = existsSync(fixturesDir) ? readdirSync(fixturesDir).filter((name) => existsSync(join(fixturesDir, name, 'reference.json'))) : []
+
+it('finds the golden fixtures', () => {
+  expect(
+    fixtures,
+    `no fixtures in ${fixturesDir}: regenerate them with \`bash scripts/python-env.sh && .venv/bin/python test/golden/make_golden.py\``,
+  ).not.toHaveLength(0)
+})
+
+describe.each(fixtures)('%s', (name) => {
+  const dir = join(fixturesDir, name)
+  const reference = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as Reference
+  const tokenizer = loadTokenizer(dir)
+
+  it('has the ids transformers has', () => {
+    expect(tokenizer.bosId).toBe(reference.meta.bos_token_id)
+    expect(tokenizer.eosIds).toEqual(reference.meta.eos_token_ids)
+    expect([...tokenizer.stopIds]).toEqual(expect.arrayContaining([...tokenizer.eosIds]))
+    expect(tokenizer.vocabSize).toBe(reference.meta.vocab_size_tokenizer)
+  })
+
+  it.each(reference.tokenization.map((c) => [JSON.stringify(c.text), c] as const))('encodes and decodes %s', (_, c) => {
+    expect(tokenizer.encode(c.text, { addSpecialTokens: true })).toEqual(c.ids)
+    expect(tokenizer.encode(c.text, { addSpecialTokens: false })).toEqual(c.ids_plain)
+    expect(tokenizer.decode(c.ids)).toBe(c.decoded)
+    expect(tokenizer.decode(c.ids, { skipSpecialTokens: true })).toBe(c.decoded_skip_special)
+  })
+
+  it.each(reference.tokenization.map((c) => [JSON.stringify(c.text), c] as const))('streams %s as decode does', (_, c) => {
+    for (const skipSpecialTokens of [false, true]) {
+      const stream = tokenizer.createStreamDecoder({ skipSpecialTokens })
+      const pieces = c.ids.map((id) => stream.push(id))
+      pieces.push(stream.flush())
+      for (const piece of pieces) expect(piece).not.toContain('\uFFFD')
+      expect(pieces.join('')).toBe(skipSpecialTokens ? c.decoded_skip_special : c.decoded)
+    }
+  })
+})
