@@ -176,3 +176,28 @@ TEST(generation_stops_at_a_stop_token_and_on_cancel) {
   CHECK(result.finish_reason == attune::FinishReason::kCancelled);
   CHECK(result.tokens.size() == 2);
 }
+
+TEST(a_prompt_fed_in_pieces_gives_the_same_logits) {
+  // Continuing a cached sequence with several tokens at once (the past > 0 path of attention).
+  for (const std::string& dir : fixture_dirs()) {
+    Value ref;
+    auto model = load(dir);
+    CHECK(model != nullptr && read_reference(dir, &ref));
+    if (!model) continue;
+    const std::vector<int32_t> ids = ids_of(*ref.find("forward")->find("input_ids"));
+    const int64_t T = static_cast<int64_t>(ids.size()), H = model->config().hidden_size;
+    attune::ForwardWorkspace ws;
+    std::vector<float> whole(static_cast<size_t>(T * H)), pieces(static_cast<size_t>(T * H));
+    std::unique_ptr<attune::KvCache> cache;
+    CHECK(model->new_cache(T, &cache).ok());
+    CHECK(model->forward(ids.data(), T, *cache, ws, whole.data()).ok());
+    CHECK(model->new_cache(T, &cache).ok());
+    const int64_t split[] = {0, 7, 8, T};  // a block, a single token, then the rest
+    for (int i = 0; i + 1 < 4; ++i) {
+      CHECK(model->forward(ids.data() + split[i], split[i + 1] - split[i], *cache, ws, pieces.data() + split[i] * H).ok());
+    }
+    double worst = 0;
+    for (size_t i = 0; i < whole.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(whole[i] - pieces[i])));
+    CHECK(worst < 1e-4);
+  }
+}
