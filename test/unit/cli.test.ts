@@ -68,4 +68,42 @@ describe('attune CLI', () => {
     expect(system.cuda.usable || system.cuda.reason.length > 0).toBe(true)
     expect(attune('info').stdout).toMatch(/^GPU\s+/m)
   })
+
+  const llama = join(process.cwd(), 'test', 'golden', 'fixtures', 'llama')
+
+  it('generate streams text and reports the run as JSON', () => {
+    const { code, stdout } = attune('generate', '--model', llama, '--prompt', 'Once upon a time there was', '--max-new-tokens', '5', '--json')
+    expect(code).toBe(0)
+    const result = JSON.parse(stdout)
+    expect(result).toMatchObject({ completionTokens: 5, finishReason: 'length' })
+    expect(result.promptTokens).toBeGreaterThan(3)
+  })
+
+  it('generate explains bad input in one sentence and exits 1', () => {
+    expect(attune('generate', '--model', llama)).toMatchObject({ code: 1, stderr: expect.stringContaining('--prompt TEXT or --messages FILE') })
+    expect(attune('generate', '--model', llama, '--prompt', 'x', '--top-p', '0')).toMatchObject({ code: 1, stderr: expect.stringContaining('--top-p must be a number') })
+    const notAModel = attune('generate', '--model', home, '--prompt', 'x')
+    expect(notAModel.code).toBe(1)
+    expect(notAModel.stderr).toMatch(/tokenizer\.json|config\.json/)
+    expect(notAModel.stderr).not.toMatch(/\n\s+at /)
+  })
+
+  it('eval prints loss, tokens and perplexity', () => {
+    const { code, stdout } = attune('eval', '--model', llama, '--data', join(process.cwd(), 'test', 'fixtures', 'datasets', 'text.jsonl'), '--json')
+    expect(code).toBe(0)
+    const result = JSON.parse(stdout)
+    expect(Object.keys(result).sort()).toEqual(['loss', 'perplexity', 'tokens'])
+    expect(result.tokens).toBeGreaterThan(0)
+    expect(result.perplexity).toBeCloseTo(Math.exp(result.loss), 6)
+  })
+
+  it('check-data says a broken file is unusable, with its lines, and exits 1', () => {
+    const { code, stdout } = attune('check-data', join(process.cwd(), 'test', 'fixtures', 'datasets', 'broken.jsonl'), '--json')
+    expect(code).toBe(1)
+    const report = JSON.parse(stdout)
+    expect(report.ok).toBe(false)
+    expect(report.problems.length).toBeGreaterThan(0)
+    expect(typeof report.problems[0].line).toBe('number')
+  })
 })
+

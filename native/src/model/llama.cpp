@@ -4,7 +4,6 @@
 #include <cstring>
 #include <new>
 
-#include "cpu/ops.h"
 #include "model/check_weights.h"
 #include "tensor/convert.h"
 
@@ -12,11 +11,11 @@ namespace attune {
 
 namespace {
 
-Status weight_type(const TensorView& tensor, cpu::WeightType* out) {
+Status weight_type(const TensorView& tensor, WeightType* out) {
   switch (tensor.dtype) {
-    case DType::kF32: *out = cpu::WeightType::F32; return {};
-    case DType::kBF16: *out = cpu::WeightType::BF16; return {};
-    case DType::kF16: *out = cpu::WeightType::F16; return {};
+    case DType::kF32: *out = WeightType::F32; return {};
+    case DType::kBF16: *out = WeightType::BF16; return {};
+    case DType::kF16: *out = WeightType::F16; return {};
     default:
       return Status::invalid_argument("Tensor \"" + tensor.name + "\" is stored as " + dtype_name(tensor.dtype) +
                                       "; Attune runs F32, F16 and BF16 weights here");
@@ -45,8 +44,8 @@ float* sized(std::vector<float>& buffer, int64_t n) {
   return buffer.data();
 }
 
-void apply_linear(cpu::ThreadPool& pool, const float* x, const LinearWeight& w, float* y, int64_t T) {
-  cpu::linear(pool, x, w.data, w.type, w.bias.empty() ? nullptr : w.bias.data(), y, T, w.in, w.out);
+void apply_linear(Backend& backend, const float* x, const LinearWeight& w, float* y, int64_t T) {
+  backend.linear(x, w.data, w.type, w.bias.empty() ? nullptr : w.bias.data(), y, T, w.in, w.out);
 }
 
 }  // namespace
@@ -59,7 +58,7 @@ Status LlamaModel::load(const std::string& dir, unsigned threads, std::unique_pt
   if (!status.ok()) return status;
   status = check_weights(model->config_, model->weights_);
   if (!status.ok()) return status;
-  model->pool_ = std::make_unique<cpu::ThreadPool>(std::max(1u, threads));
+  model->backend_ = make_cpu_backend(std::max(1u, threads));
   model->rope_ = std::make_unique<RopeTable>(rope_params(model->config_));
   status = model->bind_weights();
   if (!status.ok()) return status;
@@ -164,7 +163,7 @@ Status LlamaModel::forward(const int32_t* ids, int64_t T, KvCache& cache, Forwar
                                       std::to_string(c.vocab_size - 1) + ")");
     }
   }
-  cpu::ThreadPool& pool = *pool_;
+  Backend& backend = *backend_;
   rope_->ensure(past + T);
   ws.positions.resize(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) ws.positions[static_cast<size_t>(t)] = static_cast<int32_t>(past + t);
@@ -179,39 +178,39 @@ Status LlamaModel::forward(const int32_t* ids, int64_t T, KvCache& cache, Forwar
   float* gate = sized(ws.gate, T * I);
   float* up = sized(ws.up, T * I);
 
-  cpu::embedding_forward(pool, ids, T, embedding_, embedding_type_, H, x);
+  backend.embedding(ids, T, embedding_, embedding_type_, H, x);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const DecoderLayer& layer = layers_[l];
-    cpu::rmsnorm_forward(pool, x, layer.input_norm.data(), c.rms_norm_eps, T, H, normed, nullptr);
-    apply_linear(pool, normed, layer.q, q, T);
-    apply_linear(pool, normed, layer.k, k, T);
-    apply_linear(pool, normed, layer.v, v, T);
+    backend.rmsnorm(x, layer.input_norm.data(), c.rms_norm_eps, T, H, normed, nullptr);
+    apply_linear(backend, normed, layer.q, q, T);
+    apply_linear(backend, normed, layer.k, k, T);
+    apply_linear(backend, normed, layer.v, v, T);
     if (!layer.q_norm.empty()) {
       // Qwen3 normalises each head's query and key before the rotation.
-      cpu::rmsnorm_forward(pool, q, layer.q_norm.data(), c.rms_norm_eps, T * nh, hd, q, nullptr);
-      cpu::rmsnorm_forward(pool, k, layer.k_norm.data(), c.rms_norm_eps, T * nkv, hd, k, nullptr);
+      backend.rmsnorm(q, layer.q_norm.data(), c.rms_norm_eps, T * nh, hd, q, nullptr);
+      backend.rmsnorm(k, layer.k_norm.data(), c.rms_norm_eps, T * nkv, hd, k, nullptr);
     }
-    cpu::rope_forward(pool, q, ws.positions.data(), T, nh, hd, rope_->cos(), rope_->sin());
-    cpu::rope_forward(pool, k, ws.positions.data(), T, nkv, hd, rope_->cos(), rope_->sin());
+    backend.rope(q, ws.positions.data(), T, nh, hd, rope_->cos(), rope_->sin());
+    backend.rope(k, ws.positions.data(), T, nkv, hd, rope_->cos(), rope_->sin());
     const size_t row = static_cast<size_t>(cache.row_size);
     std::memcpy(cache.k[l].data() + past * cache.row_size, k, static_cast<size_t>(T) * row * sizeof(float));
     std::memcpy(cache.v[l].data() + past * cache.row_size, v, static_cast<size_t>(T) * row * sizeof(float));
-    cpu::attention_forward(pool, q, cache.k[l].data(), cache.v[l].data(), T, past, nh, nkv, hd, attn);
-    apply_linear(pool, attn, layer.o, proj, T);
-    cpu::add_inplace(pool, x, proj, T * H);
+    backend.attention(q, cache.k[l].data(), cache.v[l].data(), T, past, nh, nkv, hd, attn);
+    apply_linear(backend, attn, layer.o, proj, T);
+    backend.add(x, proj, T * H);
 
-    cpu::rmsnorm_forward(pool, x, layer.post_attention_norm.data(), c.rms_norm_eps, T, H, normed, nullptr);
-    apply_linear(pool, normed, layer.gate, gate, T);
-    apply_linear(pool, normed, layer.up, up, T);
-    cpu::swiglu_forward(pool, gate, up, T * I, gate);
-    apply_linear(pool, gate, layer.down, proj, T);
-    cpu::add_inplace(pool, x, proj, T * H);
+    backend.rmsnorm(x, layer.post_attention_norm.data(), c.rms_norm_eps, T, H, normed, nullptr);
+    apply_linear(backend, normed, layer.gate, gate, T);
+    apply_linear(backend, normed, layer.up, up, T);
+    backend.swiglu(gate, up, T * I, gate);
+    apply_linear(backend, gate, layer.down, proj, T);
+    backend.add(x, proj, T * H);
   }
   cache.length = past + T;
-  cpu::rmsnorm_forward(pool, x, final_norm_.data(), c.rms_norm_eps, T, H, hidden, nullptr);
+  backend.rmsnorm(x, final_norm_.data(), c.rms_norm_eps, T, H, hidden, nullptr);
   return {};
 }
 
-void LlamaModel::logits(const float* hidden, int64_t T, float* out) { apply_linear(*pool_, hidden, lm_head_, out, T); }
+void LlamaModel::logits(const float* hidden, int64_t T, float* out) { apply_linear(*backend_, hidden, lm_head_, out, T); }
 
 }  // namespace attune

@@ -1,4 +1,4 @@
-// A Llama-family decoder (Llama 2/3, Mistral, Qwen2, Qwen3) running on the CPU backend in fp32:
+// A Llama-family decoder (Llama 2/3, Mistral, Qwen2, Qwen3) computing in fp32 on a Backend:
 // embedding → N × (RMSNorm → attention → residual → RMSNorm → SwiGLU MLP → residual) → RMSNorm
 // → lm_head. Weights stay memory-mapped in their file dtype; linears convert on the fly.
 #pragma once
@@ -8,8 +8,7 @@
 #include <vector>
 
 #include "attune/status.h"
-#include "cpu/gemm.h"
-#include "cpu/thread_pool.h"
+#include "backend.h"
 #include "io/model_weights.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
@@ -20,7 +19,7 @@ namespace attune {
 // A linear layer's frozen weight: W[out, in] in its file dtype, plus an optional fp32 bias.
 struct LinearWeight {
   const void* data = nullptr;
-  cpu::WeightType type = cpu::WeightType::F32;
+  WeightType type = WeightType::F32;
   std::vector<float> bias;  // empty when the layer has none
   int64_t in = 0, out = 0;
 };
@@ -39,11 +38,12 @@ struct ForwardWorkspace {
 
 class LlamaModel {
  public:
-  // Reads config.json and the safetensors weights of `dir`, checking every name and shape.
+  // Reads config.json and the safetensors weights of `dir`, checking every name and shape; runs on
+  // the CPU backend with `threads` threads.
   static Status load(const std::string& dir, unsigned threads, std::unique_ptr<LlamaModel>* out);
 
   const ModelConfig& config() const { return config_; }
-  cpu::ThreadPool& pool() { return *pool_; }
+  Backend& backend() { return *backend_; }
 
   // A cache for up to `capacity` positions (prompt + generated), or an error when memory is short.
   Status new_cache(int64_t capacity, std::unique_ptr<KvCache>* out) const;
@@ -61,10 +61,10 @@ class LlamaModel {
 
   ModelConfig config_;
   ModelWeights weights_;
-  std::unique_ptr<cpu::ThreadPool> pool_;
+  std::unique_ptr<Backend> backend_;
   std::unique_ptr<RopeTable> rope_;
   const void* embedding_ = nullptr;
-  cpu::WeightType embedding_type_ = cpu::WeightType::F32;
+  WeightType embedding_type_ = WeightType::F32;
   std::vector<DecoderLayer> layers_;
   std::vector<float> final_norm_;
   LinearWeight lm_head_;

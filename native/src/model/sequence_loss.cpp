@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <vector>
 
-#include "cpu/ops.h"
 
 namespace attune {
 
@@ -35,7 +34,7 @@ Status sequence_loss(LlamaModel& model, const int32_t* ids, const int32_t* label
     if (cancel.cancelled()) return Status::cancelled();
     const int64_t rows = std::min(kLogitRows, T - 1 - start);
     model.logits(hidden.data() + start * c.hidden_size, rows, logits.data());
-    out->sum += cpu::cross_entropy_sum(model.pool(), logits.data(), labels + start + 1, rows, c.vocab_size, &out->count);
+    out->sum += model.backend().cross_entropy_sum(logits.data(), labels + start + 1, rows, c.vocab_size, &out->count);
   }
   return {};
 }
