@@ -1,3 +1,4 @@
+import { formatChoices, type FormatChoice } from '../domain/dataset/types'
 import type { CommandContext } from './command'
 import { UserError } from './user-error'
 
@@ -29,6 +30,13 @@ export function numberOption(
     throw new UserError(`--${name} must be ${kind}${range.length ? ` (${range.join(', ')})` : ''}, not "${String(raw)}".`)
   }
   return value
+}
+
+/** `--format`: auto or one of the dataset formats of cli.md. */
+export function formatOption(options: Options): FormatChoice {
+  const format = options.format === undefined ? 'auto' : String(options.format)
+  if (!(formatChoices as readonly string[]).includes(format)) throw new UserError(`--format must be one of ${formatChoices.join(', ')}, not "${format}".`)
+  return format as FormatChoice
 }
 
 /** Runs a long engine call that Ctrl+C cancels cleanly (the engine stops between steps). */

@@ -4,6 +4,7 @@
 import { z } from 'zod'
 import { ApiErrorShape } from '../contract/errors'
 import { SystemInfo } from '../contract/system'
+import { formatChoices } from '../domain/dataset/types'
 
 export const CpuBenchmarkParams = z.strictObject({
   /** How long to measure; the benchmark checks for cancellation several times a second. */
@@ -71,7 +72,7 @@ export type GenerateResult = z.infer<typeof GenerateResult>
 export const EvaluateParams = z.strictObject({
   ...ModelChoice,
   dataFile: z.string().min(1),
-  format: z.enum(['auto', 'text', 'messages', 'alpaca', 'sharegpt', 'prompt-completion', 'csv']).default('auto'),
+  format: z.enum(formatChoices).default('auto'),
   seqLen: z.number().int().positive().max(1_048_576).default(2048),
 })
 export const EvaluateProgress = z.object({ records: z.number().int().nonnegative(), totalRecords: z.number().int().nonnegative() })

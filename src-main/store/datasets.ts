@@ -1,8 +1,5 @@
+import { datasetFormats, type DatasetFormat } from '../domain/dataset/types'
 import { changedRow, checkEnum, newId, nowIso, type Connection } from './sql'
-
-/** The formats the dataset doctor recognises (cli.md, "Data semantics"). */
-export const datasetFormats = ['text', 'messages', 'alpaca', 'sharegpt', 'prompt-completion', 'csv'] as const
-export type DatasetFormat = (typeof datasetFormats)[number]
 
 export interface Dataset {
   id: string

@@ -1,8 +1,8 @@
 // Chat templates and assistant masks against transformers' apply_chat_template on the golden
 // fixtures (test/golden/fixtures/<name>/reference.json, written by test/golden/make_golden.py).
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { goldenDir, goldenFixtures, goldenReference, itFindsTheGoldenFixtures } from './support/golden'
 import { tokenizeConversation } from '../../src-main/domain/chat/conversation'
 import { endOfTurnToken } from '../../src-main/domain/chat/end-of-turn'
 import type { ChatMessage } from '../../src-main/domain/chat/messages'
@@ -21,19 +21,11 @@ interface Reference {
   chat: ChatCase[]
 }
 
-const fixturesDir = join(import.meta.dirname, '..', 'golden', 'fixtures')
-const fixtures = existsSync(fixturesDir) ? readdirSync(fixturesDir).filter((name) => existsSync(join(fixturesDir, name, 'reference.json'))) : []
+itFindsTheGoldenFixtures()
 
-it('finds the golden fixtures', () => {
-  expect(
-    fixtures,
-    `no fixtures in ${fixturesDir}: regenerate them with \`bash scripts/python-env.sh && .venv/bin/python test/golden/make_golden.py\``,
-  ).not.toHaveLength(0)
-})
-
-describe.each(fixtures)('%s', (name) => {
-  const dir = join(fixturesDir, name)
-  const reference = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as Reference
+describe.each(goldenFixtures)('%s', (name) => {
+  const dir = join(goldenDir, name)
+  const reference = goldenReference<Reference>(name)
   const tokenizer = loadTokenizer(dir)
   const template = loadChatTemplate(dir)
   const cases = reference.chat.map((c, i) => [i + 1, c] as const)

@@ -1,22 +1,21 @@
 // generate and evaluate end to end (tokenizer → worker process → native engine → streamed text)
 // against transformers' own outputs on the golden models (test/golden).
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { ApiError } from '../../src-main/contract/errors'
 import { EngineHost, forkSpawner } from '../../src-main/engine/host'
+import { goldenDir, goldenFixtures, goldenReference, itFindsTheGoldenFixtures } from './support/golden'
 
-const fixturesDir = join(process.cwd(), 'test', 'golden', 'fixtures')
-const fixtures = readdirSync(fixturesDir).filter((name) => name !== 'llama_sharded')
-if (fixtures.length < 5) throw new Error(`Golden fixtures are missing in ${fixturesDir}: bash scripts/python-env.sh && .venv/bin/python test/golden/make_golden.py`)
+// llama_sharded holds llama's weights and references: the C++ tests cover its loading.
+const fixtures = goldenFixtures.filter((name) => name !== 'llama_sharded')
+itFindsTheGoldenFixtures()
 
 interface Reference {
   forward: { text: string; input_ids: number[]; loss: number }
   greedy: Array<{ prompt: string; new_ids: number[]; new_text: string; eos_ids_generated: number[] }>
-  meta: { eos_ids_generated?: number[] }
 }
-const reference = (name: string) => JSON.parse(readFileSync(join(fixturesDir, name, 'reference.json'), 'utf8')) as Reference
 
 const host = new EngineHost({ spawner: forkSpawner(inject('engineWorkerPath')) })
 const scratch = mkdtempSync(join(tmpdir(), 'attune-golden-'))
@@ -26,8 +25,8 @@ afterAll(async () => {
 })
 
 describe.each(fixtures)('%s', (name) => {
-  const modelDir = join(fixturesDir, name)
-  const ref = reference(name)
+  const modelDir = join(goldenDir, name)
+  const ref = goldenReference<Reference>(name)
 
   it('streams the same greedy continuation as transformers', async () => {
     for (const greedy of ref.greedy) {
@@ -64,7 +63,7 @@ describe.each(fixtures)('%s', (name) => {
 })
 
 describe('generation controls', () => {
-  const modelDir = join(fixturesDir, 'llama')
+  const modelDir = join(goldenDir, 'llama')
 
   it('gives the same sampled text for the same seed, and another for another seed', async () => {
     const sample = (seed: number) =>
@@ -76,7 +75,7 @@ describe('generation controls', () => {
 
   it('answers a conversation through the chat template', async () => {
     const result = await host.call('generate', {
-      modelDir: join(fixturesDir, 'qwen2'),
+      modelDir: join(goldenDir, 'qwen2'),
       input: { kind: 'messages', messages: [{ role: 'user', content: 'Hello there' }] },
       sampling: { maxNewTokens: 8 },
     })

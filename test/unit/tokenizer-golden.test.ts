@@ -1,8 +1,8 @@
 // Attune's tokenizer against transformers' own outputs on the golden fixtures
 // (test/golden/fixtures/<name>/reference.json, written by test/golden/make_golden.py).
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { goldenDir, goldenFixtures, goldenReference, itFindsTheGoldenFixtures } from './support/golden'
 import { loadTokenizer } from '../../src-main/domain/tokenizer/load'
 
 interface TokenizationCase {
@@ -17,19 +17,11 @@ interface Reference {
   tokenization: TokenizationCase[]
 }
 
-const fixturesDir = join(import.meta.dirname, '..', 'golden', 'fixtures')
-const fixtures = existsSync(fixturesDir) ? readdirSync(fixturesDir).filter((name) => existsSync(join(fixturesDir, name, 'reference.json'))) : []
+itFindsTheGoldenFixtures()
 
-it('finds the golden fixtures', () => {
-  expect(
-    fixtures,
-    `no fixtures in ${fixturesDir}: regenerate them with \`bash scripts/python-env.sh && .venv/bin/python test/golden/make_golden.py\``,
-  ).not.toHaveLength(0)
-})
-
-describe.each(fixtures)('%s', (name) => {
-  const dir = join(fixturesDir, name)
-  const reference = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as Reference
+describe.each(goldenFixtures)('%s', (name) => {
+  const dir = join(goldenDir, name)
+  const reference = goldenReference<Reference>(name)
   const tokenizer = loadTokenizer(dir)
 
   it('has the ids transformers has', () => {

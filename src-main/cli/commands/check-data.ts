@@ -4,11 +4,12 @@ import { ChatError } from '../../domain/chat/errors'
 import { findChatTemplate } from '../../domain/chat/template'
 import { checkDataset, type CheckReport } from '../../domain/dataset/check'
 import type { EncodeContext } from '../../domain/dataset/encode'
-import { datasetFormats, describeProblem, type FormatChoice } from '../../domain/dataset/types'
+import { describeProblem } from '../../domain/dataset/types'
 import { TokenizerFileError } from '../../domain/tokenizer/errors'
 import { loadTokenizer } from '../../domain/tokenizer/load'
 import type { Command } from '../command'
 import { formatFields } from '../format'
+import { formatOption } from '../options'
 import { UserError } from '../user-error'
 
 /** The sequence length records are measured against without --seq-len: attune train's default. */
@@ -18,7 +19,6 @@ const problemsShown = 10
 /** Files from this size on get a progress line on stderr every 10%. */
 const progressFrom = 32 * 1024 * 1024
 
-const formatChoices: readonly string[] = ['auto', ...datasetFormats]
 
 /** The --json result of cli.md, exactly these keys; tokens and truncated are null without --model. */
 export interface CheckDataJson {
@@ -43,7 +43,7 @@ export const checkDataCommand: Command = {
   async run(context) {
     const file = datasetPath(context.positionals)
     const shownName = context.positionals[0]!
-    const format = parseFormat(context.options.format)
+    const format = formatOption(context.options)
     const seqLenOption = context.options['seq-len']
     const seqLen = seqLenOption === undefined ? defaultSeqLen : parseSeqLen(seqLenOption)
     const modelDir = typeof context.options.model === 'string' ? context.options.model : undefined
@@ -82,12 +82,6 @@ function datasetPath(positionals: string[]): string {
   }
   if (!isFile) throw new UserError(`${positionals[0]} is a folder, not a dataset file: give the JSONL, JSON or CSV file inside it.`)
   return path
-}
-
-function parseFormat(value: unknown): FormatChoice {
-  const format = value === undefined ? 'auto' : String(value)
-  if (!formatChoices.includes(format)) throw new UserError(`--format must be one of ${formatChoices.join(', ')}, not "${format}".`)
-  return format as FormatChoice
 }
 
 function parseSeqLen(value: unknown): number {

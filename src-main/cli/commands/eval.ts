@@ -1,9 +1,7 @@
 import { resolve } from 'node:path'
 import type { Command } from '../command'
-import { numberOption, requireString, whileInterruptible } from '../options'
+import { formatOption, numberOption, requireString, whileInterruptible } from '../options'
 import { UserError } from '../user-error'
-
-const formats = ['auto', 'text', 'messages', 'alpaca', 'sharegpt', 'prompt-completion', 'csv'] as const
 
 export const evalCommand: Command = {
   name: 'eval',
@@ -20,14 +18,13 @@ export const evalCommand: Command = {
     const modelDir = resolve(requireString(context.options, 'model'))
     const dataFile = resolve(requireString(context.options, 'data'))
     if (context.options.adapter !== undefined) throw new UserError('--adapter is not supported yet: adapters arrive with training.')
-    const format = String(context.options.format)
-    if (!(formats as readonly string[]).includes(format)) throw new UserError(`--format must be one of ${formats.join(', ')}, not "${format}".`)
+    const format = formatOption(context.options)
     const seqLen = numberOption(context.options, 'seq-len', { integer: true, min: 1 })
     const { engine } = context.services()
     const result = await whileInterruptible((signal) =>
       engine.call(
         'evaluate',
-        { modelDir, dataFile, format: format as (typeof formats)[number], seqLen },
+        { modelDir, dataFile, format, seqLen },
         { signal, onProgress: ({ records, totalRecords }) => context.err(`evaluating: ${records}/${totalRecords} records`) },
       ),
     )

@@ -12,7 +12,8 @@ export const recordFormats = ['text', 'messages', 'alpaca', 'sharegpt', 'prompt-
 export type RecordFormat = (typeof recordFormats)[number]
 
 /** What `--format` accepts. */
-export type FormatChoice = 'auto' | DatasetFormat
+export const formatChoices = ['auto', ...datasetFormats] as const
+export type FormatChoice = (typeof formatChoices)[number]
 
 // One conversation turn, as the chat module renders it.
 export { chatRoles, type ChatMessage, type ChatRole } from '../chat/messages'
