@@ -55,6 +55,14 @@ class LlamaModel {
   // logits[T, vocab] = hidden[T, hidden_size] · lm_headᵀ
   void logits(const float* hidden, int64_t T, float* logits);
 
+  // The frozen weights, for training adapters on them (train/trainer.h).
+  const std::vector<DecoderLayer>& layers() const { return layers_; }
+  const void* embedding() const { return embedding_; }
+  WeightType embedding_type() const { return embedding_type_; }
+  const std::vector<float>& final_norm() const { return final_norm_; }
+  const LinearWeight& lm_head() const { return lm_head_; }
+  RopeTable& rope() { return *rope_; }
+
  private:
   LlamaModel() = default;
   Status bind_weights();

@@ -1,0 +1,50 @@
+// Adapter training on the CPU: forward and backward of a Llama-family model through its frozen
+// weights and trainable LoRA/DoRA adapters, one sequence at a time, gradients accumulated over the
+// micro-batches of an optimizer step. The frozen base gets no weight gradients.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "attune/status.h"
+#include "cpu/thread_pool.h"
+#include "model/llama.h"
+#include "train/adapter_set.h"
+
+namespace attune::train {
+
+struct TrainerOptions {
+  // Keep only each layer's input and recompute the layer during the backward: less memory for
+  // about one more forward pass of time.
+  bool gradient_checkpointing = true;
+  uint64_t seed = 42;  // dropout masks
+};
+
+class Trainer {
+ public:
+  Trainer(LlamaModel& model, AdapterSet adapters, unsigned threads, const TrainerOptions& options);
+
+  AdapterSet& adapters() { return adapters_; }
+  cpu::ThreadPool& pool() { return pool_; }
+
+  // Forward and backward of one sequence ids[T] with labels[T] (labels[t] = the id expected at
+  // position t, −100 where not a target; the loss at position t scores labels[t+1], as the
+  // reference's shift). Gradients are scaled by loss_scale (1 / the step's target count) and added
+  // to the parameters' grads. `sample` numbers the sequence within the run (it seeds dropout).
+  // Returns the unscaled Σ cross-entropy and the number of targets.
+  Status accumulate(const int32_t* ids, const int32_t* labels, int64_t T, float loss_scale, uint64_t sample,
+                    double* loss_sum, int64_t* targets);
+
+ private:
+  struct Layer;  // one decoder layer's saved activations
+  void forward_layer(int64_t l, const float* x_in, int64_t T, uint64_t sample, Layer& acts, float* x_out);
+  void backward_layer(int64_t l, Layer& acts, int64_t T, uint64_t sample, float* dx);
+
+  LlamaModel& model_;
+  AdapterSet adapters_;
+  cpu::ThreadPool pool_;
+  TrainerOptions options_;
+  std::vector<int32_t> positions_;
+};
+
+}  // namespace attune::train

@@ -1,0 +1,163 @@
+// Adapter training against transformers + peft (test/golden/training): the loss and every adapter
+// gradient of the first optimizer step, for LoRA, rsLoRA and DoRA; and gradient checkpointing
+// giving the same gradients as keeping every activation.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "check.h"
+#include "io/json.h"
+#include "io/safetensors.h"
+#include "model/llama.h"
+#include "train/trainer.h"
+
+using attune::json::Value;
+
+namespace {
+
+const std::string kTraining = std::string(ATTUNE_GOLDEN_DIR) + "/../training/";
+
+bool read_json(const std::string& path, Value* out) {
+  std::ifstream file(path, std::ios::binary);
+  std::stringstream text;
+  text << file.rdbuf();
+  const attune::Status status = attune::json::parse(text.str(), out);
+  if (!status.ok()) std::fprintf(stderr, "%s: %s\n", path.c_str(), status.message().c_str());
+  return status.ok();
+}
+
+std::vector<int32_t> ints(const Value& array) {
+  std::vector<int32_t> out;
+  for (const Value& v : array.as_array()) out.push_back(static_cast<int32_t>(v.as_integer()));
+  return out;
+}
+
+struct Case {
+  Value spec, batches, trajectory;
+  std::unique_ptr<attune::LlamaModel> model;
+};
+
+bool load_case(const std::string& name, Case* c) {
+  const std::string dir = kTraining + name;
+  if (!read_json(dir + "/case.json", &c->spec) || !read_json(dir + "/batches.json", &c->batches) ||
+      !read_json(dir + "/trajectory.json", &c->trajectory)) {
+    return false;
+  }
+  const attune::Status status = attune::LlamaModel::load(std::string(ATTUNE_GOLDEN_DIR) + "/" + c->spec.find("base")->as_string(), 2, &c->model);
+  if (!status.ok()) std::fprintf(stderr, "%s: %s\n", name.c_str(), status.message().c_str());
+  return status.ok();
+}
+
+attune::train::AdapterOptions options_of(const Value& spec) {
+  attune::train::AdapterOptions o;
+  o.rank = spec.find("r")->as_integer();
+  o.alpha = spec.find("alpha")->as_number();
+  o.rslora = spec.find("use_rslora")->as_bool();
+  o.dora = spec.find("use_dora")->as_bool();
+  o.dropout = static_cast<float>(spec.find("dropout")->as_number());
+  for (const Value& m : spec.find("target_modules")->as_array()) {
+    attune::train::Module module;
+    if (attune::train::module_from_name(m.as_string(), &module)) o.targets[static_cast<size_t>(module)] = true;
+  }
+  return o;
+}
+
+// The adapter set of a case, with the values of its init_adapter.
+bool initial_adapters(const std::string& name, Case& c, attune::cpu::ThreadPool& pool, attune::train::AdapterSet* out) {
+  if (!attune::train::AdapterSet::create(*c.model, options_of(c.spec), 1, pool, out).ok()) return false;
+  attune::SafetensorsFile init;
+  if (!attune::SafetensorsFile::open(kTraining + name + "/init_adapter/adapter_model.safetensors", &init).ok()) return false;
+  size_t set = 0;
+  for (const attune::TensorView& t : init.tensors()) {
+    const attune::Status status = out->set_value(t.name, t.shape, reinterpret_cast<const float*>(t.data));
+    if (!status.ok()) std::fprintf(stderr, "%s\n", status.message().c_str());
+    set += status.ok();
+  }
+  return set == out->parameters().size() && set == init.tensors().size();
+}
+
+// Runs the first optimizer step's micro-batches; returns the step's loss.
+double first_step(Case& c, attune::train::Trainer& trainer) {
+  const int64_t accum = c.spec.find("grad_accum")->as_integer();
+  const auto& micro = c.batches.find("micro_batches")->as_array();
+  int64_t targets = 0;
+  for (int64_t i = 0; i < accum; ++i) targets += micro[static_cast<size_t>(i)].find("targets")->as_integer();
+  double loss = 0;
+  uint64_t sample = 0;
+  for (int64_t i = 0; i < accum; ++i) {
+    const Value& batch = micro[static_cast<size_t>(i)];
+    const auto& ids = batch.find("input_ids")->as_array();
+    const auto& labels = batch.find("labels")->as_array();
+    for (size_t row = 0; row < ids.size(); ++row) {
+      const std::vector<int32_t> x = ints(ids[row]), y = ints(labels[row]);
+      double sum = 0;
+      int64_t count = 0;
+      CHECK(trainer.accumulate(x.data(), y.data(), static_cast<int64_t>(x.size()), 1.0f / static_cast<float>(targets), sample++, &sum, &count).ok());
+      loss += sum;
+    }
+  }
+  return loss / static_cast<double>(targets);
+}
+
+// max |a − b| / max |b| over a tensor: a normalised error that does not blow up near zero.
+double normalised_error(const std::vector<float>& a, const float* b) {
+  double diff = 0, scale = 1e-30;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
+  }
+  return diff / scale;
+}
+
+void check_first_step(const std::string& name) {
+  Case c;
+  CHECK(load_case(name, &c));
+  if (!c.model) return;
+  attune::cpu::ThreadPool pool(2);
+  attune::train::AdapterSet adapters;
+  CHECK(initial_adapters(name, c, pool, &adapters));
+  attune::train::Trainer trainer(*c.model, std::move(adapters), 2, {});
+  const double loss = first_step(c, trainer);
+  const double expected = c.trajectory.find("steps")->as_array()[0].find("loss")->as_number();
+  std::printf("  %-14s step-1 loss %.7f (peft %.7f)\n", name.c_str(), loss, expected);
+  CHECK(std::fabs(loss - expected) <= 1e-4 * std::fabs(expected));
+
+  attune::SafetensorsFile grads;
+  CHECK(attune::SafetensorsFile::open(kTraining + name + "/first_step_grads.safetensors", &grads).ok());
+  double worst = 0;
+  for (const attune::train::Parameter& p : trainer.adapters().parameters()) {
+    const attune::TensorView* ref = grads.find(p.name);
+    CHECK(ref != nullptr);
+    if (ref) worst = std::max(worst, normalised_error(p.grad, reinterpret_cast<const float*>(ref->data)));
+  }
+  std::printf("  %-14s worst gradient error %.2e over %zu tensors\n", name.c_str(), worst, trainer.adapters().parameters().size());
+  CHECK(worst <= 1e-3);
+}
+
+}  // namespace
+
+TEST(lora_first_step_matches_peft) { check_first_step("lora_llama"); }
+TEST(rslora_first_step_matches_peft) { check_first_step("rslora_qwen3"); }
+TEST(dora_first_step_matches_peft) { check_first_step("dora_llama"); }
+
+TEST(gradient_checkpointing_changes_nothing) {
+  Case c;
+  CHECK(load_case("dora_llama", &c));
+  if (!c.model) return;
+  std::vector<std::vector<float>> grads[2];
+  for (int checkpointing = 0; checkpointing < 2; ++checkpointing) {
+    attune::cpu::ThreadPool pool(2);
+    attune::train::AdapterSet adapters;
+    CHECK(initial_adapters("dora_llama", c, pool, &adapters));
+    attune::train::TrainerOptions options;
+    options.gradient_checkpointing = checkpointing == 1;
+    attune::train::Trainer trainer(*c.model, std::move(adapters), 2, options);
+    first_step(c, trainer);
+    for (const auto& p : trainer.adapters().parameters()) grads[checkpointing].push_back(p.grad);
+  }
+  CHECK(grads[0] == grads[1]);
+}
