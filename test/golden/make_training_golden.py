@@ -36,7 +36,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -627,7 +626,7 @@ def run_case_once(case: dict, out_root: Path, init_seed: int, attempt: int) -> d
     checks["reload_init_step1_loss_abs_diff"] = abs(loss0 - steps[0]["loss"])
     assert checks["reload_init_step1_loss_abs_diff"] <= 1e-6
     base4, _ = load_base(case, quant="none")
-    checks["base_only_step1_loss"] = first_step_loss(base4, batches, case["grad_accum"])
+    checks["unquantized_base_no_adapter_step1_loss"] = first_step_loss(base4, batches, case["grad_accum"])
     checks["adapter_moved_max_rel"] = rel_diff(init_tensors, final_tensors)
     checks["adapter_moved_fro_rel"] = rel_fro(init_tensors, final_tensors)
     # The same training in float64 (a different, more exact, correct implementation): how far a correct
