@@ -161,3 +161,65 @@ TEST(gradient_checkpointing_changes_nothing) {
   }
   CHECK(grads[0] == grads[1]);
 }
+
+namespace {
+
+// Every optimizer step of a case: step losses, gradient norms, then the final adapter.
+void check_trajectory(const std::string& name) {
+  Case c;
+  CHECK(load_case(name, &c));
+  if (!c.model) return;
+  attune::cpu::ThreadPool pool(2);
+  attune::train::AdapterSet adapters;
+  CHECK(initial_adapters(name, c, pool, &adapters));
+  attune::train::TrainerOptions options;
+  const auto& betas = c.spec.find("optimizer")->find("betas")->as_array();
+  options.adamw.beta1 = betas[0].as_number();
+  options.adamw.beta2 = betas[1].as_number();
+  options.adamw.eps = c.spec.find("optimizer")->find("eps")->as_number();
+  options.adamw.weight_decay = c.spec.find("weight_decay")->as_number();
+  attune::train::Trainer trainer(*c.model, std::move(adapters), 2, options);
+
+  const int64_t accum = c.spec.find("grad_accum")->as_integer();
+  const auto& micro = c.batches.find("micro_batches")->as_array();
+  uint64_t sample = 0;
+  size_t next = 0;
+  for (const Value& step : c.trajectory.find("steps")->as_array()) {
+    const int64_t targets = step.find("targets")->as_integer();
+    double loss = 0;
+    for (int64_t i = 0; i < accum; ++i, ++next) {
+      const auto& ids = micro[next].find("input_ids")->as_array();
+      const auto& labels = micro[next].find("labels")->as_array();
+      for (size_t row = 0; row < ids.size(); ++row) {
+        const std::vector<int32_t> x = ints(ids[row]), y = ints(labels[row]);
+        double sum = 0;
+        int64_t count = 0;
+        CHECK(trainer.accumulate(x.data(), y.data(), static_cast<int64_t>(x.size()), 1.0f / static_cast<float>(targets), sample++, &sum, &count).ok());
+        loss += sum;
+      }
+    }
+    loss /= static_cast<double>(targets);
+    float grad_norm = 0;
+    CHECK(trainer.optimizer_step(step.find("lr")->as_number(), c.spec.find("max_grad_norm")->as_number(), &grad_norm).ok());
+    const double want = step.find("loss")->as_number();
+    CHECK(std::fabs(loss - want) <= 1e-4 * std::fabs(want));
+    CHECK(std::fabs(grad_norm - step.find("grad_norm")->as_number()) <= 1e-3 * step.find("grad_norm")->as_number());
+  }
+
+  attune::SafetensorsFile final_adapter;
+  CHECK(attune::SafetensorsFile::open(kTraining + name + "/final_adapter/adapter_model.safetensors", &final_adapter).ok());
+  double worst = 0;
+  for (const attune::train::Parameter& p : trainer.adapters().parameters()) {
+    const attune::TensorView* ref = final_adapter.find(p.name);
+    CHECK(ref != nullptr);
+    if (ref) worst = std::max(worst, normalised_error(p.value, reinterpret_cast<const float*>(ref->data)));
+  }
+  std::printf("  %-14s final adapter worst error %.2e\n", name.c_str(), worst);
+  CHECK(worst <= 1e-3);
+}
+
+}  // namespace
+
+TEST(lora_trajectory_matches_peft) { check_trajectory("lora_llama"); }
+TEST(rslora_trajectory_matches_peft) { check_trajectory("rslora_qwen3"); }
+TEST(dora_trajectory_matches_peft) { check_trajectory("dora_llama"); }

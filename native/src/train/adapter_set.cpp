@@ -18,7 +18,7 @@ Parameter make_parameter(std::string name, std::vector<int64_t> shape) {
   Parameter p;
   p.name = std::move(name);
   p.shape = std::move(shape);
-  for (auto* buffer : {&p.value, &p.grad, &p.exp_avg, &p.exp_avg_sq}) buffer->assign(static_cast<size_t>(n), 0.0f);
+  for (auto* buffer : {&p.value, &p.grad}) buffer->assign(static_cast<size_t>(n), 0.0f);
   return p;
 }
 }  // namespace

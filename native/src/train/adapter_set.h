@@ -1,6 +1,6 @@
 // The trainable part of a run: one LoRA (or DoRA) adapter per targeted linear layer, as PEFT lays
 // them out — A [r, in], B [out, r] (and DoRA's magnitude m [out]) in fp32 — with their gradients
-// and AdamW state, named by their PEFT keys so files, checkpoints and the optimizer agree.
+// named by their PEFT keys so files, checkpoints and the optimizer agree.
 #pragma once
 
 #include <array>
@@ -30,11 +30,12 @@ struct AdapterOptions {
   std::array<bool, kModuleCount> targets{};  // which modules carry an adapter
 };
 
-// One trainable tensor: its PEFT key, shape, value, gradient and AdamW moments.
+// One trainable tensor: its PEFT key, shape, value and gradient (its AdamW moments live in the
+// trainer's optimizer, at the same index).
 struct Parameter {
   std::string name;
   std::vector<int64_t> shape;
-  std::vector<float> value, grad, exp_avg, exp_avg_sq;
+  std::vector<float> value, grad;
 };
 
 // The adapter on one module of one layer: indices into AdapterSet::parameters().

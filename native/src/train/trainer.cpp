@@ -8,6 +8,7 @@
 #include "cpu/gemm.h"
 #include "cpu/ops.h"
 #include "cpu/ops_backward.h"
+#include "train/grad_clip.h"
 
 namespace attune::train {
 
@@ -39,8 +40,26 @@ struct Trainer::Layer {
 };
 
 Trainer::Trainer(LlamaModel& model, AdapterSet adapters, unsigned threads, const TrainerOptions& options)
-    : model_(model), adapters_(std::move(adapters)), pool_(std::max(1u, threads)), options_(options) {
+    : model_(model), adapters_(std::move(adapters)), pool_(std::max(1u, threads)), options_(options), optimizer_(options.adamw) {
+  for (const Parameter& p : adapters_.parameters()) optimizer_.add_param(static_cast<int64_t>(p.value.size()));
   adapters_.refresh_weight_norms(pool_, model_);
+}
+
+Status Trainer::optimizer_step(double lr, double max_grad_norm, float* grad_norm) {
+  std::vector<GradSpan> grads;
+  std::vector<ParamSlot> slots;
+  for (Parameter& p : adapters_.parameters()) {
+    const int64_t n = static_cast<int64_t>(p.value.size());
+    grads.push_back({p.grad.data(), n});
+    slots.push_back({p.value.data(), p.grad.data(), n});
+  }
+  *grad_norm = max_grad_norm > 0 ? clip_grad_norm(grads, max_grad_norm, &pool_) : total_grad_norm(grads, &pool_);
+  optimizer_.set_lr(lr);
+  const Status status = optimizer_.step(slots, &pool_);
+  if (!status.ok()) return status;
+  adapters_.zero_grads();
+  adapters_.refresh_weight_norms(pool_, model_);
+  return {};
 }
 
 namespace {

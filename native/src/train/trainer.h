@@ -9,6 +9,7 @@
 #include "attune/status.h"
 #include "cpu/thread_pool.h"
 #include "model/llama.h"
+#include "train/adamw.h"
 #include "train/adapter_set.h"
 
 namespace attune::train {
@@ -18,6 +19,7 @@ struct TrainerOptions {
   // about one more forward pass of time.
   bool gradient_checkpointing = true;
   uint64_t seed = 42;  // dropout masks
+  AdamWOptions adamw;  // lr is given per step
 };
 
 class Trainer {
@@ -35,6 +37,13 @@ class Trainer {
   Status accumulate(const int32_t* ids, const int32_t* labels, int64_t T, float loss_scale, uint64_t sample,
                     double* loss_sum, int64_t* targets);
 
+  // Ends an optimizer step: clips the accumulated gradients to max_grad_norm (0: no clipping),
+  // applies AdamW at `lr`, clears the gradients and refreshes DoRA's norms. *grad_norm gets the
+  // total gradient norm before clipping.
+  Status optimizer_step(double lr, double max_grad_norm, float* grad_norm);
+
+  AdamW& optimizer() { return optimizer_; }
+
  private:
   struct Layer;  // one decoder layer's saved activations
   void forward_layer(int64_t l, const float* x_in, int64_t T, uint64_t sample, Layer& acts, float* x_out);
@@ -44,6 +53,7 @@ class Trainer {
   AdapterSet adapters_;
   cpu::ThreadPool pool_;
   TrainerOptions options_;
+  AdamW optimizer_;
   std::vector<int32_t> positions_;
 };
 
