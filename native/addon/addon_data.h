@@ -9,6 +9,7 @@ namespace attune_addon {
 struct AddonData {
   Napi::FunctionReference cancel_token_class;  // to check that an argument really is a CancelToken
   Napi::FunctionReference model_class;         // to wrap loaded models
+  Napi::FunctionReference trainer_class;       // createTrainer() makes these
 };
 
 }  // namespace attune_addon

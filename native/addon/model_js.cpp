@@ -14,14 +14,6 @@ namespace attune_addon {
 
 namespace {
 
-// Marks the model idle again however the operation ends.
-struct BusyRelease {
-  std::shared_ptr<LoadedModel> loaded;
-  ~BusyRelease() {
-    if (loaded) loaded->busy.store(false);
-  }
-};
-
 std::vector<int32_t> int32_array(Napi::Env env, Napi::Value value, const char* what) {
   if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
     throw argument_error(env, std::string(what) + " must be an Int32Array");
@@ -188,13 +180,23 @@ ModelJs::ModelJs(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelJs>(inf
   loaded_ = *info[0].As<Napi::External<std::shared_ptr<LoadedModel>>>().Data();
 }
 
-std::shared_ptr<LoadedModel> ModelJs::acquire(Napi::Env env, const char* operation) {
-  if (!loaded_) throw argument_error(env, std::string(operation) + ": the model was closed");
+std::shared_ptr<LoadedModel> mark_busy(Napi::Env env, const std::shared_ptr<LoadedModel>& loaded, const char* operation) {
+  if (!loaded) throw argument_error(env, std::string(operation) + ": the model was closed");
   bool expected = false;
-  if (!loaded_->busy.compare_exchange_strong(expected, true)) {
+  if (!loaded->busy.compare_exchange_strong(expected, true)) {
     throw argument_error(env, std::string(operation) + ": the model is busy with another operation");
   }
-  return loaded_;
+  return loaded;
+}
+
+std::shared_ptr<LoadedModel> ModelJs::unwrap(Napi::Env env, Napi::Value value) {
+  const AddonData* data = env.GetInstanceData<AddonData>();
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(data->model_class.Value())) {
+    throw argument_error(env, "expected a Model from loadModel()");
+  }
+  std::shared_ptr<LoadedModel> loaded = Unwrap(value.As<Napi::Object>())->loaded_;
+  if (!loaded) throw argument_error(env, "the model was closed");
+  return loaded;
 }
 
 Napi::Value ModelJs::info(const Napi::CallbackInfo& info) {
@@ -232,7 +234,7 @@ Napi::Value ModelJs::generate(const Napi::CallbackInfo& info) {
   params.sampling.seed = static_cast<uint64_t>(number_option(options, "seed", 0));
   if (options.Has("stopIds")) params.stop_ids = int32_array(env, options.Get("stopIds"), "options.stopIds");
   std::shared_ptr<attune::CancelToken> cancel = CancelTokenJs::unwrap(env, info[3]);
-  auto* worker = new GenerateWorker(env, acquire(env, "generate"), std::move(prompt), std::move(params),
+  auto* worker = new GenerateWorker(env, mark_busy(env, loaded_, "generate"), std::move(prompt), std::move(params),
                                     info[2].As<Napi::Function>(), std::move(cancel));
   Napi::Promise promise = worker->promise();
   worker->Queue();
@@ -247,7 +249,7 @@ Napi::Value ModelJs::sequence_loss(const Napi::CallbackInfo& info) {
   std::vector<int32_t> labels = int32_array(env, info[1], "labels");
   if (ids.size() != labels.size()) throw argument_error(env, "sequenceLoss: ids and labels differ in length");
   std::shared_ptr<attune::CancelToken> cancel = CancelTokenJs::unwrap(env, info[2]);
-  auto* worker = new LossWorker(env, acquire(env, "sequenceLoss"), std::move(ids), std::move(labels), std::move(cancel));
+  auto* worker = new LossWorker(env, mark_busy(env, loaded_, "sequenceLoss"), std::move(ids), std::move(labels), std::move(cancel));
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;

@@ -19,6 +19,17 @@ struct LoadedModel {
   std::atomic<bool> busy{false};
 };
 
+// Marks `loaded` busy for one operation; throws if it was closed (null) or is busy already.
+std::shared_ptr<LoadedModel> mark_busy(Napi::Env env, const std::shared_ptr<LoadedModel>& loaded, const char* operation);
+
+// Marks the model idle again however the operation ends.
+struct BusyRelease {
+  std::shared_ptr<LoadedModel> loaded;
+  ~BusyRelease() {
+    if (loaded) loaded->busy.store(false);
+  }
+};
+
 class ModelJs : public Napi::ObjectWrap<ModelJs> {
  public:
   static Napi::Function define_class(Napi::Env env);
@@ -26,15 +37,14 @@ class ModelJs : public Napi::ObjectWrap<ModelJs> {
   static Napi::Object wrap(Napi::Env env, std::shared_ptr<LoadedModel> loaded);
 
   explicit ModelJs(const Napi::CallbackInfo& info);
+  // The model behind a JS Model object; throws INVALID_ARGUMENT for anything else or a closed model.
+  static std::shared_ptr<LoadedModel> unwrap(Napi::Env env, Napi::Value value);
 
  private:
   Napi::Value info(const Napi::CallbackInfo& info);
   Napi::Value generate(const Napi::CallbackInfo& info);
   Napi::Value sequence_loss(const Napi::CallbackInfo& info);
   void close(const Napi::CallbackInfo& info);
-
-  // The model for a new operation, marked busy; throws if closed or busy.
-  std::shared_ptr<LoadedModel> acquire(Napi::Env env, const char* operation);
 
   std::shared_ptr<LoadedModel> loaded_;
 };

@@ -11,9 +11,10 @@ import { generateCommand } from './commands/generate'
 import { infoCommand } from './commands/info'
 import { runsCommand } from './commands/runs'
 import { serveCommand } from './commands/serve'
+import { trainCommand } from './commands/train'
 import { UserError } from './user-error'
 
-const commands: Command[] = [infoCommand, checkDataCommand, generateCommand, evalCommand, runsCommand, serveCommand]
+const commands: Command[] = [infoCommand, checkDataCommand, trainCommand, generateCommand, evalCommand, runsCommand, serveCommand]
 
 /** Flags every command accepts (cli.md). */
 const commonOptions: OptionSpec = {

@@ -61,11 +61,61 @@ export interface NativeModel {
   close(): void
 }
 
+export interface NativeTrainerOptions {
+  rank: number
+  alpha: number
+  rslora: boolean
+  dora: boolean
+  dropout: number
+  /** PEFT module names: q_proj … down_proj. */
+  targets: readonly string[]
+  /** Seeds the adapters' initialisation and the dropout masks. */
+  seed: number
+  gradientCheckpointing: boolean
+  threads: number
+  beta1: number
+  beta2: number
+  eps: number
+  weightDecay: number
+}
+
+export interface NativeTensor {
+  /** The PEFT key, e.g. base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight */
+  name: string
+  shape: number[]
+  data: Float32Array
+}
+
+export interface NativeOptimizerState {
+  name: string
+  step: number
+  expAvg: Float32Array
+  expAvgSq: Float32Array
+}
+
+/** Adapters being trained on a model; the model is busy while accumulate() or step() run. */
+export interface NativeTrainer {
+  /** Copies of the trainable tensors, in a fixed order. */
+  parameters(): NativeTensor[]
+  setParameter(name: string, shape: readonly number[], data: Float32Array): void
+  optimizerState(): NativeOptimizerState[]
+  setOptimizerState(state: readonly NativeOptimizerState[]): void
+  /**
+   * Forward and backward of one sequence; gradients scaled by lossScale (1 / the step's targets)
+   * are added up until step(). `sample` numbers the sequence in the run (it seeds dropout).
+   */
+  accumulate(ids: Int32Array, labels: Int32Array, lossScale: number, sample: number): Promise<{ lossSum: number; targets: number }>
+  /** Clips (maxGradNorm > 0), applies AdamW at lr, clears the gradients. */
+  step(lr: number, maxGradNorm: number): Promise<{ gradNorm: number }>
+}
+
 /** The addon's exports. Every function runs its work off the JS thread and returns a Promise. */
 export interface EngineAddon {
   CancelToken: new () => NativeCancelToken
   /** Reads config.json and the safetensors weights of `dir` (memory-mapped), checking names and shapes. */
   loadModel(dir: string, threads: number): Promise<NativeModel>
+  /** Fresh adapters (PEFT's initialisation) on a loaded model. */
+  createTrainer(model: NativeModel, options: NativeTrainerOptions): NativeTrainer
   systemInfo(): Promise<SystemInfo>
   /** `onProgress` is called at most ~10 times a second. */
   cpuBenchmark(

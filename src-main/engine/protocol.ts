@@ -86,12 +86,43 @@ export const EvaluateResult = z.object({
 })
 export type EvaluateResult = z.infer<typeof EvaluateResult>
 
+export const TrainParams = z.strictObject({
+  ...ModelChoice,
+  dataFile: z.string().min(1),
+  format: z.enum(formatChoices).default('auto'),
+  outDir: z.string().min(1),
+  /** cli.md's training options (domain/training/config.ts validates them in the worker). */
+  options: z.record(z.string(), z.unknown()),
+})
+export const TrainProgress = z.object({
+  phase: z.enum(['loading', 'training', 'saving']),
+  /** Optimizer steps done. */
+  step: z.number().int().nonnegative(),
+  totalSteps: z.number().int().nonnegative(),
+  loss: z.number().optional(),
+  lr: z.number().optional(),
+  gradNorm: z.number().optional(),
+  tokens: z.number().int().nonnegative().optional(),
+  tokensPerS: z.number().nonnegative().optional(),
+  elapsedS: z.number().nonnegative().optional(),
+  memBytes: z.number().nonnegative().optional(),
+})
+export type TrainProgress = z.infer<typeof TrainProgress>
+export const TrainResult = z.object({
+  outDir: z.string(),
+  steps: z.number().int().nonnegative(),
+  records: z.number().int().nonnegative(),
+  finalLoss: z.number().nullable(),
+  tokens: z.number().int().nonnegative(),
+})
+
 /** Every engine method: its params, the progress it reports while running, and its result. */
 export const engineMethods = {
   systemInfo: { params: z.strictObject({}), progress: z.never(), result: SystemInfo },
   cpuBenchmark: { params: CpuBenchmarkParams, progress: CpuBenchmarkProgress, result: CpuBenchmarkResult },
   generate: { params: GenerateParams, progress: GenerateProgress, result: GenerateResult },
   evaluate: { params: EvaluateParams, progress: EvaluateProgress, result: EvaluateResult },
+  train: { params: TrainParams, progress: TrainProgress, result: TrainResult },
 } as const
 
 export type EngineMethod = keyof typeof engineMethods

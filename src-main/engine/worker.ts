@@ -5,6 +5,7 @@ import { ApiError } from '../contract/errors'
 import { loadAddon, type EngineAddon, type NativeCancelToken } from './addon'
 import { evaluate } from './tasks/evaluate'
 import { generate } from './tasks/generate'
+import { train } from './tasks/train'
 import {
   engineMethods,
   HostMessage,
@@ -29,6 +30,7 @@ const handlers: { [M in EngineMethod]: Handler<M> } = {
   cpuBenchmark: (addon, params, onProgress, cancel) => addon.cpuBenchmark(params.seconds, onProgress, cancel),
   generate,
   evaluate,
+  train,
 }
 
 interface ParentChannel {

@@ -19,8 +19,10 @@ export interface AttuneServices {
   router: Router
   events: EventHub
   home: HomeLayout
-  /** The engine worker's host, for long jobs the CLI streams (generate, eval). */
+  /** The engine worker's host, for long jobs the CLI streams (generate, eval, train). */
   engine: EngineHost
+  /** The experiment log. */
+  database: AttuneDatabase
   close(): Promise<void>
 }
 
@@ -41,6 +43,7 @@ export function openServices(options: ServicesOptions): AttuneServices {
     events,
     home,
     engine,
+    database,
     async close() {
       await engine.dispose()
       database.close()

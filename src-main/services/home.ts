@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { isAbsolute, join, resolve } from 'node:path'
+import { ApiError } from '../contract/errors'
 
 /** The folders inside the home folder; the database indexes the files kept in them. */
 export const homeSubfolders = ['models', 'datasets', 'runs', 'adapters', 'exports'] as const
@@ -43,6 +44,11 @@ export function prepareHome(root: string): HomeLayout {
     adapters: join(root, 'adapters'),
     exports: join(root, 'exports'),
   }
-  for (const name of homeSubfolders) mkdirSync(layout[name], { recursive: true })
+  try {
+    for (const name of homeSubfolders) mkdirSync(layout[name], { recursive: true })
+  } catch (error) {
+    // A file where the folder should be, no permission, a read-only disk: the user's to fix.
+    throw new ApiError('USER_ERROR', `Attune cannot use ${root} as its data folder (${(error as Error).message}); choose another with --home or ATTUNE_HOME.`)
+  }
   return layout
 }

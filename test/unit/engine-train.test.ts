@@ -1,0 +1,103 @@
+// attune train's engine side end to end (worker process, native trainer, files): a run killed at
+// any moment resumes bit for bit, a resume with other settings is refused, --init-adapter
+// continues an adapter (and refuses one for another model), and bad data stops the run before it
+// starts, naming the line.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, inject, it } from 'vitest'
+import { ApiError } from '../../src-main/contract/errors'
+import { EngineHost, forkSpawner } from '../../src-main/engine/host'
+import type { TrainProgress } from '../../src-main/engine/protocol'
+import { goldenDir } from './support/golden'
+
+const host = new EngineHost({ spawner: forkSpawner(inject('engineWorkerPath')) })
+const scratch = mkdtempSync(join(tmpdir(), 'attune-train-'))
+afterAll(async () => {
+  await host.dispose()
+  rmSync(scratch, { recursive: true, force: true })
+})
+
+const modelDir = join(goldenDir, 'llama')
+const dataFile = join(scratch, 'data.jsonl')
+writeFileSync(
+  dataFile,
+  [
+    'The quick brown fox jumps over the lazy dog.',
+    'Once upon a time there was a robot who wrote poems.',
+    'Small models learn fast when the data is clean.',
+    'Every morning the baker opens the shop at six.',
+    'Rain fell softly on the old stone bridge.',
+  ]
+    .map((text) => JSON.stringify({ text }))
+    .join('\n') + '\n',
+)
+// Shuffled, batched, accumulated, with dropout: every source of run-to-run state is in play.
+const options = { method: 'dora', rank: 4, alpha: 8, dropout: 0.1, lr: 5e-3, steps: 6, batchSize: 2, gradAccum: 2, seed: 7, checkpointEvery: 1 }
+
+function runTrain(outDir: string, extra: Record<string, unknown> = {}, onProgress?: (p: TrainProgress) => void) {
+  return host.call('train', { modelDir, dataFile, outDir, options: { ...options, ...extra } }, onProgress ? { onProgress } : {})
+}
+
+const metricsOf = (dir: string) =>
+  readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const { step, loss, lr, grad_norm } = JSON.parse(line) as Record<string, number>
+      return { step, loss, lr, grad_norm }
+    })
+
+describe('train', () => {
+  const straight = join(scratch, 'straight')
+
+  it('trains, writing metrics, checkpoints and a PEFT adapter', async () => {
+    const result = await runTrain(straight)
+    expect(result).toMatchObject({ steps: 6, records: 5 })
+    expect(metricsOf(straight).map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6])
+    for (const file of ['adapter_config.json', 'adapter_model.safetensors', 'checkpoints/step-5/state.json']) expect(existsSync(join(straight, file))).toBe(true)
+    const config = JSON.parse(readFileSync(join(straight, 'adapter_config.json'), 'utf8'))
+    expect(config).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 8, use_dora: true })
+  })
+
+  it('resumes a run whose worker was killed mid-run, bit for bit', async () => {
+    const interrupted = join(scratch, 'interrupted')
+    const killed = runTrain(interrupted, {}, (p) => {
+      if (p.step === 3 && host.pid) process.kill(host.pid, 'SIGKILL')
+    })
+    await expect(killed).rejects.toMatchObject({ code: 'ENGINE_UNAVAILABLE' })
+    // It picks up after the last checkpoint rather than starting over (which would also match).
+    const resumedSteps: number[] = []
+    await runTrain(interrupted, { resume: true }, (p) => p.phase === 'training' && resumedSteps.push(p.step))
+    expect(resumedSteps[0]).toBeGreaterThanOrEqual(3)
+    expect(readFileSync(join(interrupted, 'adapter_model.safetensors')).equals(readFileSync(join(straight, 'adapter_model.safetensors')))).toBe(true)
+    expect(metricsOf(interrupted)).toEqual(metricsOf(straight))
+  })
+
+  it('refuses to resume with other settings, naming them', async () => {
+    const error = (await runTrain(straight, { resume: true, lr: 1e-3 }).catch((e: unknown) => e)) as ApiError
+    expect(error.code).toBe('USER_ERROR')
+    expect(error.message).toContain('lr')
+  })
+
+  it('continues from --init-adapter, and refuses an adapter made for another model', async () => {
+    const continued = join(scratch, 'continued')
+    await runTrain(continued, { initAdapter: straight, steps: 1, checkpointEvery: undefined })
+    expect(JSON.parse(readFileSync(join(continued, 'adapter_config.json'), 'utf8'))).toMatchObject({ r: 4, use_dora: true })
+    const foreign = join(scratch, 'foreign')
+    await host.call('train', { modelDir: join(goldenDir, 'qwen3'), dataFile, outDir: foreign, options: { method: 'lora', rank: 2, steps: 1 } })
+    const error = (await runTrain(join(scratch, 'mismatch'), { initAdapter: foreign, steps: 1 }).catch((e: unknown) => e)) as Error
+    expect(error.message).toMatch(/different base model|inputs but this model/)
+  })
+
+  it('reports every data problem with its line before training', async () => {
+    const bad = join(scratch, 'bad.jsonl')
+    writeFileSync(bad, '{"text": "fine"}\n{"text": ""}\nnot json\n')
+    const outDir = join(scratch, 'never')
+    const error = (await host.call('train', { modelDir, dataFile: bad, outDir, options }).catch((e: unknown) => e)) as ApiError
+    expect(error.code).toBe('USER_ERROR')
+    expect(error.message).toMatch(/line 2/)
+    expect(error.message).toMatch(/line 3/)
+    expect(existsSync(join(outDir, 'metrics.jsonl'))).toBe(false)
+  })
+})
