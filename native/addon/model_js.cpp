@@ -29,13 +29,17 @@ double number_option(Napi::Object options, const char* name, double fallback) {
 
 class LoadWorker : public Napi::AsyncWorker {
  public:
-  LoadWorker(Napi::Env env, std::string dir, unsigned threads)
-      : Napi::AsyncWorker(env, "attune:loadModel"), deferred_(Napi::Promise::Deferred::New(env)), dir_(std::move(dir)), threads_(threads) {}
+  LoadWorker(Napi::Env env, std::string dir, unsigned threads, attune::LoadOptions options)
+      : Napi::AsyncWorker(env, "attune:loadModel"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        dir_(std::move(dir)),
+        threads_(threads),
+        options_(options) {}
   Napi::Promise promise() const { return deferred_.Promise(); }
 
  protected:
   void Execute() override {
-    status_ = attune::LlamaModel::load(dir_, threads_, &model_);
+    status_ = attune::LlamaModel::load(dir_, threads_, &model_, options_);
     if (!status_.ok()) SetError(status_.message());
   }
   void OnOK() override {
@@ -51,6 +55,7 @@ class LoadWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   std::string dir_;
   unsigned threads_;
+  attune::LoadOptions options_;
   attune::Status status_;
   std::unique_ptr<attune::LlamaModel> model_;
 };
@@ -214,6 +219,7 @@ Napi::Value ModelJs::info(const Napi::CallbackInfo& info) {
   out.Set("headDim", static_cast<double>(c.head_dim));
   out.Set("contextLength", static_cast<double>(c.max_position_embeddings));
   out.Set("tiedEmbeddings", c.tie_word_embeddings);
+  out.Set("nf4Base", loaded_->model->nf4_base());
   return out;
 }
 
@@ -267,7 +273,9 @@ Napi::Value load_model_js(const Napi::CallbackInfo& info) {
   }
   const double threads = info[1].As<Napi::Number>().DoubleValue();
   if (!(threads >= 1 && threads <= 1024)) throw argument_error(env, "loadModel: threads must be from 1 to 1024");
-  auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), static_cast<unsigned>(threads));
+  attune::LoadOptions options;
+  if (info.Length() > 2 && info[2].IsObject()) options.quantize_nf4 = info[2].As<Napi::Object>().Get("quantizeNf4").ToBoolean();
+  auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), static_cast<unsigned>(threads), options);
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;

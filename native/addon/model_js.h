@@ -49,7 +49,7 @@ class ModelJs : public Napi::ObjectWrap<ModelJs> {
   std::shared_ptr<LoadedModel> loaded_;
 };
 
-// loadModel(dir: string, threads: number): Promise<Model>
+// loadModel(dir: string, threads: number, options?: {quantizeNf4}): Promise<Model>
 Napi::Value load_model_js(const Napi::CallbackInfo& info);
 
 }  // namespace attune_addon

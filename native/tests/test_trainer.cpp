@@ -47,7 +47,11 @@ bool load_case(const std::string& name, Case* c) {
       !read_json(dir + "/trajectory.json", &c->trajectory)) {
     return false;
   }
-  const attune::Status status = attune::LlamaModel::load(std::string(ATTUNE_GOLDEN_DIR) + "/" + c->spec.find("base")->as_string(), 2, &c->model);
+  // QLoRA/QDoRA cases train on the NF4 double-quantized base (bitsandbytes' algorithm).
+  attune::LoadOptions options;
+  options.quantize_nf4 = !c->spec.find("base_quantization")->is_null();
+  const attune::Status status =
+      attune::LlamaModel::load(std::string(ATTUNE_GOLDEN_DIR) + "/" + c->spec.find("base")->as_string(), 2, &c->model, options);
   if (!status.ok()) std::fprintf(stderr, "%s: %s\n", name.c_str(), status.message().c_str());
   return status.ok();
 }
@@ -143,6 +147,8 @@ void check_first_step(const std::string& name) {
 TEST(lora_first_step_matches_peft) { check_first_step("lora_llama"); }
 TEST(rslora_first_step_matches_peft) { check_first_step("rslora_qwen3"); }
 TEST(dora_first_step_matches_peft) { check_first_step("dora_llama"); }
+TEST(qlora_first_step_matches_peft) { check_first_step("qlora_llama"); }
+TEST(qdora_first_step_matches_peft) { check_first_step("qdora_qwen3"); }
 
 TEST(gradient_checkpointing_changes_nothing) {
   Case c;
@@ -223,3 +229,5 @@ void check_trajectory(const std::string& name) {
 TEST(lora_trajectory_matches_peft) { check_trajectory("lora_llama"); }
 TEST(rslora_trajectory_matches_peft) { check_trajectory("rslora_qwen3"); }
 TEST(dora_trajectory_matches_peft) { check_trajectory("dora_llama"); }
+TEST(qlora_trajectory_matches_peft) { check_trajectory("qlora_llama"); }
+TEST(qdora_trajectory_matches_peft) { check_trajectory("qdora_qwen3"); }

@@ -29,6 +29,8 @@ export interface NativeModelInfo {
   headDim: number
   contextLength: number
   tiedEmbeddings: boolean
+  /** The decoder's linear weights are NF4-dequantized values (a 4-bit checkpoint, or quantizeNf4). */
+  nf4Base: boolean
 }
 
 export interface NativeGenerateOptions {
@@ -113,7 +115,8 @@ export interface NativeTrainer {
 export interface EngineAddon {
   CancelToken: new () => NativeCancelToken
   /** Reads config.json and the safetensors weights of `dir` (memory-mapped), checking names and shapes. */
-  loadModel(dir: string, threads: number): Promise<NativeModel>
+  /** quantizeNf4: compute with the NF4 double-quantized base (QLoRA/QDoRA on a full-precision model). */
+  loadModel(dir: string, threads: number, options?: { quantizeNf4?: boolean }): Promise<NativeModel>
   /** Fresh adapters (PEFT's initialisation) on a loaded model. */
   createTrainer(model: NativeModel, options: NativeTrainerOptions): NativeTrainer
   systemInfo(): Promise<SystemInfo>

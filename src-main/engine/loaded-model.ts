@@ -28,9 +28,15 @@ function asUserError(error: unknown): never {
   throw error
 }
 
-export function useModel(addon: EngineAddon, modelDir: string, threads: number = availableParallelism()): Promise<LoadedModel> {
+export function useModel(
+  addon: EngineAddon,
+  modelDir: string,
+  threads: number = availableParallelism(),
+  options: { quantizeNf4?: boolean } = {},
+): Promise<LoadedModel> {
   const dir = resolve(modelDir)
-  const key = `${dir}\n${threads}`
+  const quantizeNf4 = options.quantizeNf4 === true
+  const key = `${dir}\n${threads}\n${quantizeNf4}`
   if (current && key === currentKey) return current
   const previous = current
   currentKey = key
@@ -40,7 +46,7 @@ export function useModel(addon: EngineAddon, modelDir: string, threads: number =
     try {
       const tokenizer = loadTokenizer(dir)
       const template = findChatTemplate(dir)
-      const native = await addon.loadModel(dir, threads)
+      const native = await addon.loadModel(dir, threads, { quantizeNf4 })
       return { dir, threads, native, tokenizer, template }
     } catch (error) {
       asUserError(error)

@@ -18,10 +18,14 @@ The algorithm, step by step (n = numel of the row-major flattened weight):
    (kernel `kQuantizeBlockwise`: `smem_absmax_value[0] = 1.0f / local_abs_max`, then
    `vals[j] * local_abs_max`), it never divides; the two differ by an ulp now and then, which can
    move a value across a code boundary (the fixture has such values, see `recip_vs_div`).
-   code = number of the 15 fp32 midpoints t_i (bnb's `dQuantizeNF4` tree constants, which are
-   exactly fl32((c_i + c_{i+1}) / 2)) with scaled > t_i: nearest code, and a value exactly on a
-   midpoint takes the LOWER index. NaN (an all-zero block: 0 * inf) compares false everywhere:
-   code 0 (-1.0), so such a block dequantizes to -1.0 * 0 = -0.0.
+   code = number of the 15 decision constants t_i of bnb's `dQuantizeNF4` tree with scaled > t_i
+   (`NF4_THRESHOLDS_BNB`: the kernel's float literals as nvcc compiles them, see there; 11 of
+   them are the fp32 midpoints fl32((c_i + c_{i+1}) * 0.5), 4 (indices 0, 8, 12, 14) are the
+   neighbouring float): the nearest code, a value equal to a constant takes the LOWER index
+   (so at the single value t_i itself, for i = 1, 3, 4, 8, where t_i lies half an ulp above the
+   exact midpoint, the lower code although the upper is nearer). NaN (an all-zero block:
+   0 * inf) compares false everywhere: code 0 (-1.0), so such a block dequantizes to
+   -1.0 * 0 = -0.0.
    Packing: byte j = code[2j] << 4 | code[2j+1], uint8 [ceil(n/2), 1]. For odd n the missing
    last element is the kernel's padding 0.0 quantized like the rest of its block (0 * r = 0 ->
    code 7; -> code 0 if that block's absmax is 0).
@@ -71,19 +75,37 @@ NF4_CODE = np.array(
     ],
     dtype=F32,
 )
-# The decision constants of bitsandbytes' `dQuantizeNF4` (kernels.cu), ascending, as float literals
-# (`0.03979014977812767f` ...): x > t goes to the upper code.
-NF4_THRESHOLDS_BNB = np.array(
-    [
-        -0.8480964004993439, -0.6106329262256622, -0.4599952697753906, -0.33967943489551544,
-        -0.23460740596055984, -0.13791173323988914, -0.045525018125772476, 0.03979014977812767,
-        0.1202552504837513, 0.2035212516784668, 0.2920137718319893, 0.3893125355243683,
-        0.5016634166240692, 0.6427869200706482, 0.8614784181118011,
-    ],
-    dtype=F32,
+# The decision constants of bitsandbytes' `dQuantizeNF4` (kernels.cu), ascending: x > t goes to
+# the upper code. The kernel writes them as decimal float literals (`0.03979014977812767f`,
+# `0.8614784181118011f`, ...), the shortest decimals (Python's repr) of the exact midpoints
+# (c_i + c_{i+1}) / 2 computed in double,
+# and nvcc (checked by compiling bitsandbytes' source with CUDA 13.0, also with --use_fast_math,
+# and reading the PTX; GCC does the same) rounds each literal DIRECTLY from the decimal to fp32.
+# Going through a Python float first (decimal -> double -> fp32) is a double rounding: the exact
+# midpoints of indices 0, 8, 12 and 14 are ties between two fp32 values, their decimals lie a hair
+# off the tie: decimal -> double lands exactly on the tie (the double midpoint), which fp32 then
+# rounds to even, i.e. to the other neighbour (the fp32 midpoint, not nvcc's constant). So the constants are given here by their fp32 bit patterns as nvcc emits them
+# (an exact-rational rounding of the decimal literals gives the same 15 patterns); indices 0, 8,
+# 12, 14 are one ulp from the fp32 midpoints `NF4_MIDPOINTS`, the other 11 equal them.
+NF4_THRESHOLDS_BNB_BITS = (
+    0xBF591CD9, 0xBF1C5270, 0xBEEB8480, 0xBEADEA76, 0xBE703CEC, 0xBE0D38BC, 0xBD3A7871, 0x3D22FAFF,
+    0x3DF64863, 0x3E5067E0, 0x3E9582D4, 0x3EC753F9, 0x3F006D03, 0x3F248DAF, 0x3F5C89D9,
 )
-NF4_THRESHOLDS = ((NF4_CODE[:-1] + NF4_CODE[1:]) * F32(0.5)).astype(F32)
-assert np.array_equal(NF4_THRESHOLDS, NF4_THRESHOLDS_BNB), "bnb's NF4 tree constants are the fp32 midpoints"
+NF4_THRESHOLDS_BNB = np.array(NF4_THRESHOLDS_BNB_BITS, dtype=np.uint32).view(F32)
+# The kernel's literals, for reference (do not convert these with float(): see above).
+NF4_THRESHOLD_LITERALS = (
+    "-0.8480964004993439", "-0.6106329262256622", "-0.4599952697753906", "-0.33967943489551544",
+    "-0.23460740596055984", "-0.13791173323988914", "-0.045525018125772476", "0.03979014977812767",
+    "0.1202552504837513", "0.2035212516784668", "0.2920137718319893", "0.3893125355243683",
+    "0.5016634166240692", "0.6427869200706482", "0.8614784181118011",
+)
+NF4_MIDPOINTS = ((NF4_CODE[:-1] + NF4_CODE[1:]) * F32(0.5)).astype(F32)  # ties to even
+NF4_THRESHOLDS_DIFFER_FROM_MIDPOINT = (0, 8, 12, 14)
+assert np.all(np.diff(NF4_THRESHOLDS_BNB) > 0)
+assert [i for i in range(15) if NF4_THRESHOLDS_BNB[i] != NF4_MIDPOINTS[i]] == list(NF4_THRESHOLDS_DIFFER_FROM_MIDPOINT)
+assert all(np.nextafter(NF4_MIDPOINTS[i], NF4_THRESHOLDS_BNB[i]) == NF4_THRESHOLDS_BNB[i]
+           for i in NF4_THRESHOLDS_DIFFER_FROM_MIDPOINT)
+NF4_THRESHOLDS = NF4_THRESHOLDS_BNB  # what the quantizer compares with
 
 
 def create_dynamic_map(signed: bool = True, max_exponent_bits: int = 7, total_bits: int = 8) -> torch.Tensor:
@@ -152,7 +174,7 @@ def _scale(flat: np.ndarray, recip: np.ndarray, blocksize: int) -> np.ndarray:
 
 
 def nf4_index(scaled: np.ndarray) -> np.ndarray:
-    """bnb's dQuantizeNF4: how many midpoints lie strictly below x (NaN -> 0)."""
+    """bnb's dQuantizeNF4: how many of its decision constants lie strictly below x (NaN -> 0)."""
     with np.errstate(invalid="ignore"):
         return (scaled[..., None] > NF4_THRESHOLDS).sum(axis=-1).astype(np.uint8)
 
@@ -303,6 +325,17 @@ def nf4_roundtrip(w: torch.Tensor, double_quant: bool = True) -> torch.Tensor:
 # Self-checks of the quirks (each is a property bitsandbytes' kernels have)
 
 
+def _decimal_to_f32(literal: str) -> np.float32:
+    """A decimal literal rounded once, exactly, to the nearest fp32 (ties to even), as a compiler does."""
+    from decimal import Decimal
+    from fractions import Fraction
+
+    q = Fraction(Decimal(literal))
+    guess = F32(float(q))
+    candidates = [np.nextafter(guess, F32(-np.inf)), guess, np.nextafter(guess, F32(np.inf))]
+    return min(candidates, key=lambda c: (abs(Fraction(float(c)) - q), int(np.array(c).view(np.uint32)) & 1))
+
+
 def self_check() -> dict:
     checks = {}
     # The vectorized NF4 rule equals the literal tree, on every midpoint and its neighbours.
@@ -316,6 +349,14 @@ def self_check() -> dict:
     assert np.array_equal(vec, tree)
     assert nf4_index(np.array([np.nan], dtype=F32))[0] == 0
     checks["nf4_tree_matches"] = True
+    # The constants are the kernel's decimal literals rounded directly to fp32 (exact rationals,
+    # round to nearest even), as nvcc does; through a double, 0, 8, 12 and 14 would differ.
+    via_double = np.array([float(s) for s in NF4_THRESHOLD_LITERALS], dtype=F32)
+    direct = np.array([_decimal_to_f32(s) for s in NF4_THRESHOLD_LITERALS], dtype=F32)
+    assert np.array_equal(direct.view(np.uint32), NF4_THRESHOLDS_BNB.view(np.uint32))
+    assert np.flatnonzero(via_double != direct).tolist() == list(NF4_THRESHOLDS_DIFFER_FROM_MIDPOINT)
+    assert np.array_equal(via_double, NF4_MIDPOINTS)
+    checks["nf4_thresholds_are_the_literals_rounded_directly"] = True
     # dQuantize: every code value maps to itself; midpoints go to the even index.
     assert np.array_equal(dquantize8(CODE8, CODE8), np.arange(256, dtype=np.uint8))
     mids = ((CODE8[:-1] + CODE8[1:]) * F32(0.5)).astype(F32)
@@ -341,7 +382,8 @@ def self_check() -> dict:
 
 def _midpoint_tensor() -> np.ndarray:
     """Blocks whose absmax is a power of two (1, 2, 0.25), so x*(1/absmax) is exact: values exactly
-    on the 15 NF4 midpoints (-> lower code) and one ulp either side, plus ±absmax and 0."""
+    on the 15 NF4 decision constants (-> lower code) and one ulp either side (which includes the
+    fp32 midpoint where it differs from the constant), plus ±absmax and 0."""
     blocks = []
     for scale in (1.0, 2.0, 0.25):
         s = F32(scale)
@@ -418,7 +460,7 @@ def fixture_tensors() -> list[dict]:
     large[3, 5] = 0.9  # an outlier: one absmax far above the others
     add("rand_130x129", large, "n = 16770: 263 absmax values -> two 256-blocks (the second short), an outlier")
     add("midpoints", torch.from_numpy(_midpoint_tensor()),
-        "values exactly on the 15 NF4 midpoints (-> lower code) and one ulp either side; absmax 1, 2, 0.25")
+        "values exactly on the 15 NF4 decision constants (-> lower code) and one ulp either side; absmax 1, 2, 0.25")
     rvd, marked = _recip_vs_div_tensor(rng)
     add("recip_vs_div", torch.from_numpy(rvd),
         "values whose code differs between x*(1/absmax) (bnb) and x/absmax; positions in `marked`")
@@ -536,7 +578,7 @@ def write_fixture(out: Path) -> dict:
         "rules": [
             "absmax[b] = max|x| over 64-element blocks of the row-major flattened tensor (last block may be short), fp32",
             "scaled = fl32(x * fl32(1/absmax[b])) -- a reciprocal multiply, not a division",
-            "code = #{i : scaled > nf4_thresholds[i]} (nearest; exact midpoint -> lower index; NaN -> 0)",
+            "code = #{i : scaled > nf4_thresholds[i]} (NaN -> 0); nf4_thresholds = bnb's dQuantizeNF4 float literals rounded directly from decimal to fp32 as nvcc does (indices 0, 8, 12, 14 are one ulp from the fp32 midpoints)",
             "packed[j] = code[2j] << 4 | code[2j+1]; odd n: the last low nibble is the code of 0*fl32(1/absmax_last) (7, or 0 if that absmax is 0)",
             "offset = fl32(mean(absmax)) exactly rounded; centered = fl32(absmax - offset)",
             "absmax2[k] = max|centered| over 256-blocks; s = fl32(centered * fl32(1/absmax2[k]))",

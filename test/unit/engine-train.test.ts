@@ -90,6 +90,19 @@ describe('train', () => {
     expect(error.message).toMatch(/different base model|inputs but this model/)
   })
 
+  it('trains QLoRA and QDoRA against the NF4-quantized base (a different loss than the full-precision one)', async () => {
+    const firstLoss = async (method: string) => {
+      const outDir = join(scratch, `4bit-${method}`)
+      await runTrain(outDir, { method, steps: 1, checkpointEvery: undefined, dropout: 0, shuffle: false })
+      return { loss: metricsOf(outDir)[0]!.loss, config: JSON.parse(readFileSync(join(outDir, 'adapter_config.json'), 'utf8')) }
+    }
+    const [lora, qlora, qdora] = [await firstLoss('lora'), await firstLoss('qlora'), await firstLoss('qdora')]
+    expect(qlora.config.use_dora).toBe(false)
+    expect(qdora.config.use_dora).toBe(true)
+    expect(qlora.loss).not.toBe(lora.loss)
+    expect(Math.abs(qlora.loss - lora.loss) / lora.loss).toBeLessThan(0.1)
+  })
+
   it('reports every data problem with its line before training', async () => {
     const bad = join(scratch, 'bad.jsonl')
     writeFileSync(bad, '{"text": "fine"}\n{"text": ""}\nnot json\n')

@@ -5,6 +5,7 @@
 #include <new>
 
 #include "model/check_weights.h"
+#include "quant/nf4_weight.h"
 #include "tensor/convert.h"
 
 namespace attune {
@@ -50,7 +51,7 @@ void apply_linear(Backend& backend, const float* x, const LinearWeight& w, float
 
 }  // namespace
 
-Status LlamaModel::load(const std::string& dir, unsigned threads, std::unique_ptr<LlamaModel>* out) {
+Status LlamaModel::load(const std::string& dir, unsigned threads, std::unique_ptr<LlamaModel>* out, const LoadOptions& options) {
   std::unique_ptr<LlamaModel> model(new LlamaModel());
   Status status = load_model_config(dir, &model->config_);
   if (!status.ok()) return status;
@@ -60,14 +61,38 @@ Status LlamaModel::load(const std::string& dir, unsigned threads, std::unique_pt
   if (!status.ok()) return status;
   model->backend_ = make_cpu_backend(std::max(1u, threads));
   model->rope_ = std::make_unique<RopeTable>(rope_params(model->config_));
-  status = model->bind_weights();
+  status = model->bind_weights(std::max(1u, threads), options);
   if (!status.ok()) return status;
   *out = std::move(model);
   return {};
 }
 
-Status LlamaModel::bind_weights() {
+Status LlamaModel::bind_weights(unsigned threads, const LoadOptions& options) {
   const ModelConfig& c = config_;
+  nf4_base_ = c.quantization.has_value() || options.quantize_nf4;
+  cpu::ThreadPool pool(threads);
+  // A 4-bit base computes with its dequantized values, kept in fp32 (already rounded to the
+  // model's dtype, as bitsandbytes hands them to the matmul).
+  auto nf4_dequantized = [&](const std::string& name, int64_t out, int64_t in, LinearWeight* w) {
+    quant::Nf4Weight nf4;
+    Status s;
+    if (c.quantization) {
+      s = quant::Nf4Weight::load(weights_, *c.quantization, name, out, in, &nf4);
+    } else {
+      const TensorView* view = weights_.find(name);
+      if (!view) return weights_.missing(name);
+      quant::Nf4Quantized q;
+      s = quant::nf4_quantize(*view, quant::Nf4Options(), &pool, &q);
+      if (s.ok()) s = quant::Nf4Weight::from_quantized(std::move(q), out, in, view->dtype, &nf4);
+    }
+    if (!s.ok()) return s;
+    dequantized_.push_back(nf4.dequantize(&pool));
+    w->data = dequantized_.back().data();
+    w->type = WeightType::F32;
+    w->out = out;
+    w->in = in;
+    return Status();
+  };
   // check_weights() has verified every name and shape; here they are only looked up.
   auto tensor = [&](const std::string& name, const TensorView** view) {
     *view = weights_.find(name);
@@ -78,7 +103,24 @@ Status LlamaModel::bind_weights() {
     Status s = tensor(name, &view);
     return s.ok() ? to_f32(*view, values) : s;
   };
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  const int64_t q_out = c.num_attention_heads * c.head_dim, kv_out = c.num_key_value_heads * c.head_dim;
+  // [out, in] of each decoder linear, by its name's suffix (a 4-bit tensor's shape is packed bytes).
+  auto dims = [&](const std::string& prefix) -> std::pair<int64_t, int64_t> {
+    auto ends = [&](const char* suffix) { return prefix.size() >= std::strlen(suffix) && prefix.compare(prefix.size() - std::strlen(suffix), std::string::npos, suffix) == 0; };
+    if (ends("q_proj")) return {q_out, H};
+    if (ends("k_proj") || ends("v_proj")) return {kv_out, H};
+    if (ends("o_proj")) return {H, q_out};
+    if (ends("down_proj")) return {H, I};
+    return {I, H};  // gate_proj, up_proj
+  };
   auto linear = [&](const std::string& prefix, bool bias, LinearWeight* w) {
+    if (nf4_base_) {
+      const auto [out, in] = dims(prefix);
+      Status s = nf4_dequantized(prefix + ".weight", out, in, w);
+      if (!s.ok()) return s;
+      return bias ? vector(prefix + ".bias", &w->bias) : Status();
+    }
     const TensorView* view = nullptr;
     Status s = tensor(prefix + ".weight", &view);
     if (!s.ok()) return s;
@@ -125,7 +167,16 @@ Status LlamaModel::bind_weights() {
     lm_head_.out = c.vocab_size;
     return {};
   }
-  return linear("lm_head", false, &lm_head_);
+  // lm_head is never quantized (it keeps its dtype in a 4-bit checkpoint too).
+  const TensorView* head = nullptr;
+  s = tensor("lm_head.weight", &head);
+  if (!s.ok()) return s;
+  s = weight_type(*head, &lm_head_.type);
+  if (!s.ok()) return s;
+  lm_head_.data = head->data;
+  lm_head_.out = head->shape[0];
+  lm_head_.in = head->shape[1];
+  return {};
 }
 
 Status LlamaModel::new_cache(int64_t capacity, std::unique_ptr<KvCache>* out) const {

@@ -36,11 +36,19 @@ struct ForwardWorkspace {
   std::vector<int32_t> positions;
 };
 
+struct LoadOptions {
+  // QLoRA/QDoRA on a full-precision base: quantize every decoder linear weight to NF4 with double
+  // quantization (bitsandbytes' algorithm) and compute with the dequantized values, as training
+  // against a 4-bit base does. A checkpoint that is already 4-bit is always dequantized this way.
+  bool quantize_nf4 = false;
+};
+
 class LlamaModel {
  public:
   // Reads config.json and the safetensors weights of `dir`, checking every name and shape; runs on
   // the CPU backend with `threads` threads.
-  static Status load(const std::string& dir, unsigned threads, std::unique_ptr<LlamaModel>* out);
+  static Status load(const std::string& dir, unsigned threads, std::unique_ptr<LlamaModel>* out,
+                     const LoadOptions& options = LoadOptions());
 
   const ModelConfig& config() const { return config_; }
   Backend& backend() { return *backend_; }
@@ -55,6 +63,9 @@ class LlamaModel {
   // logits[T, vocab] = hidden[T, hidden_size] · lm_headᵀ
   void logits(const float* hidden, int64_t T, float* logits);
 
+  // Whether the decoder's linear weights are NF4-dequantized values (a 4-bit base).
+  bool nf4_base() const { return nf4_base_; }
+
   // The frozen weights, for training adapters on them (train/trainer.h).
   const std::vector<DecoderLayer>& layers() const { return layers_; }
   const void* embedding() const { return embedding_; }
@@ -65,7 +76,7 @@ class LlamaModel {
 
  private:
   LlamaModel() = default;
-  Status bind_weights();
+  Status bind_weights(unsigned threads, const LoadOptions& options);
 
   ModelConfig config_;
   ModelWeights weights_;
@@ -76,6 +87,9 @@ class LlamaModel {
   std::vector<DecoderLayer> layers_;
   std::vector<float> final_norm_;
   LinearWeight lm_head_;
+  bool nf4_base_ = false;
+  // The dequantized values of a 4-bit base's linear weights (fp32, rounded to the model's dtype).
+  std::vector<std::vector<float>> dequantized_;
 };
 
 }  // namespace attune

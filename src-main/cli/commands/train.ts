@@ -77,9 +77,9 @@ function modelFingerprint(dir: string): string {
 
 export const trainCommand: Command = {
   name: 'train',
-  summary: 'Train a LoRA or DoRA adapter on a dataset',
+  summary: 'Train a LoRA, DoRA, QLoRA or QDoRA adapter on a dataset',
   usage:
-    'attune train --model <dir> --data <file> --method lora|dora --out <dir> [--rank 16 --alpha 32 --dropout 0.05 --targets all-linear --rslora] [--lr 2e-4 --lr-schedule cosine --warmup-steps 0 --weight-decay 0 --max-grad-norm 1.0] [--epochs 1 | --steps N] [--batch-size 1 --grad-accum 1 --seq-len 2048 --seed 42 --no-shuffle] [--init-adapter DIR] [--checkpoint-every N] [--resume]',
+    'attune train --model <dir> --data <file> --method lora|dora|qlora|qdora --out <dir> [--rank 16 --alpha 32 --dropout 0.05 --targets all-linear --rslora] [--lr 2e-4 --lr-schedule cosine --warmup-steps 0 --weight-decay 0 --max-grad-norm 1.0] [--epochs 1 | --steps N] [--batch-size 1 --grad-accum 1 --seq-len 2048 --seed 42 --no-shuffle] [--init-adapter DIR] [--checkpoint-every N] [--resume]',
   options,
   async run(context) {
     const modelDir = resolve(requireString(context.options, 'model'))
@@ -93,7 +93,7 @@ export const trainCommand: Command = {
     }
     if (context.options['no-shuffle'] === true) trainingOptions.shuffle = false
     if (typeof trainingOptions.initAdapter === 'string') trainingOptions.initAdapter = resolve(trainingOptions.initAdapter)
-    if (trainingOptions.method === undefined) throw new UserError('--method is required: lora or dora (qlora and qdora come with 4-bit bases).')
+    if (trainingOptions.method === undefined) throw new UserError('--method is required: lora, dora, qlora or qdora.')
 
     let dataHash: string
     let modelHash: string

@@ -79,11 +79,10 @@ export async function train(
   const parsedConfig = TrainingConfig.safeParse(params.options)
   if (!parsedConfig.success) throw new ApiError('USER_ERROR', parsedConfig.error.issues.map((issue) => issue.message).join('; '))
   const config = parsedConfig.data
-  if (config.method === 'qlora' || config.method === 'qdora') {
-    throw new ApiError('USER_ERROR', `--method ${config.method} (a 4-bit base) is not available yet in this version; use lora or dora.`)
-  }
   onProgress({ phase: 'loading', step: 0, totalSteps: 0 })
-  const loaded = await useModel(addon, params.modelDir, params.threads)
+  // qlora/qdora train against the NF4 double-quantized base (an `attune quantize` checkpoint is one already).
+  const fourBit = config.method === 'qlora' || config.method === 'qdora'
+  const loaded = await useModel(addon, params.modelDir, params.threads, { quantizeNf4: fourBit })
   const info = loaded.native.info()
   const shape = modelShape(info)
 
@@ -91,7 +90,7 @@ export async function train(
   const init = config.initAdapter ? await readAdapter(config.initAdapter, shape) : null
   const adapter = init
     ? { rank: init.config.r, alpha: init.config.lora_alpha, targets: init.config.target_modules as TargetModule[], dora: init.config.use_dora, rslora: init.config.use_rslora }
-    : { rank: config.rank, alpha: config.alpha, targets: config.targets, dora: config.method === 'dora', rslora: config.rslora }
+    : { rank: config.rank, alpha: config.alpha, targets: config.targets, dora: config.method === 'dora' || config.method === 'qdora', rslora: config.rslora }
 
   const examples = await readExamples(params, { tokenizer: loaded.tokenizer, template: loaded.template, seqLen: config.seqLen })
   const plan = planSteps(examples.length, config)
