@@ -167,6 +167,8 @@ Napi::Function ModelJs::define_class(Napi::Env env) {
                          InstanceMethod<&ModelJs::info>("info"),
                          InstanceMethod<&ModelJs::generate>("generate"),
                          InstanceMethod<&ModelJs::sequence_loss>("sequenceLoss"),
+                         InstanceMethod<&ModelJs::set_adapter>("setAdapter"),
+                         InstanceMethod<&ModelJs::clear_adapter>("clearAdapter"),
                          InstanceMethod<&ModelJs::close>("close"),
                      });
 }
@@ -259,6 +261,52 @@ Napi::Value ModelJs::sequence_loss(const Napi::CallbackInfo& info) {
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;
+}
+
+namespace {
+std::vector<float> float_values(Napi::Env env, Napi::Value value, const char* what) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw argument_error(env, std::string(what) + " must be a Float32Array");
+  }
+  Napi::Float32Array a = value.As<Napi::Float32Array>();
+  return {a.Data(), a.Data() + a.ElementLength()};
+}
+}  // namespace
+
+void ModelJs::set_adapter(const Napi::CallbackInfo& info) {
+  // setAdapter({rank, scaling, dora, modules: [{layer, module: "q_proj"…, a, b, magnitude?}]})
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw argument_error(env, "setAdapter(adapter): expected an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  attune::InferenceAdapter adapter;
+  adapter.rank = o.Get("rank").ToNumber().Int64Value();
+  adapter.scaling = o.Get("scaling").ToNumber().FloatValue();
+  adapter.dora = o.Get("dora").ToBoolean();
+  BusyRelease release{mark_busy(env, loaded_, "setAdapter")};
+  adapter.layers.resize(static_cast<size_t>(loaded_->model->config().num_hidden_layers));
+  if (!o.Get("modules").IsArray()) throw argument_error(env, "setAdapter: modules must be an array");
+  Napi::Array modules = o.Get("modules").As<Napi::Array>();
+  for (uint32_t i = 0; i < modules.Length(); ++i) {
+    Napi::Object m = modules.Get(i).As<Napi::Object>();
+    const int64_t layer = m.Get("layer").ToNumber().Int64Value();
+    attune::Module module;
+    if (layer < 0 || layer >= static_cast<int64_t>(adapter.layers.size()) ||
+        !attune::module_from_name(m.Get("module").ToString().Utf8Value(), &module)) {
+      throw argument_error(env, "setAdapter: module " + std::to_string(i) + " names no layer and module of this model");
+    }
+    auto& slot = adapter.layers[static_cast<size_t>(layer)][static_cast<size_t>(module)];
+    slot.emplace();
+    slot->a = float_values(env, m.Get("a"), "a");
+    slot->b = float_values(env, m.Get("b"), "b");
+    if (adapter.dora) slot->magnitude = float_values(env, m.Get("magnitude"), "magnitude");
+  }
+  const attune::Status status = loaded_->model->set_adapter(std::move(adapter));
+  if (!status.ok()) throw status_error(env, status);
+}
+
+void ModelJs::clear_adapter(const Napi::CallbackInfo& info) {
+  BusyRelease release{mark_busy(info.Env(), loaded_, "clearAdapter")};
+  loaded_->model->clear_adapter();
 }
 
 void ModelJs::close(const Napi::CallbackInfo&) {

@@ -44,6 +44,8 @@ class ModelJs : public Napi::ObjectWrap<ModelJs> {
   Napi::Value info(const Napi::CallbackInfo& info);
   Napi::Value generate(const Napi::CallbackInfo& info);
   Napi::Value sequence_loss(const Napi::CallbackInfo& info);
+  void set_adapter(const Napi::CallbackInfo& info);
+  void clear_adapter(const Napi::CallbackInfo& info);
   void close(const Napi::CallbackInfo& info);
 
   std::shared_ptr<LoadedModel> loaded_;

@@ -38,6 +38,13 @@ struct Backend {
                          int64_t kv_heads, int64_t dim, float* out) = 0;
   // out[n] = silu(gate[n]) · up[n]
   virtual void swiglu(const float* gate, const float* up, int64_t n, float* out) = 0;
+  // y[T,out] = x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ: a linear with an unmerged LoRA adapter (A [r,in], B [out,r]).
+  virtual void lora_linear(const float* x, const void* w, WeightType type, const float* bias, const float* A,
+                           const float* B, int64_t rank, float scaling, float* y, int64_t T, int64_t in, int64_t out) = 0;
+  // y = (m/n) ⊙ (x·Wᵀ + s·(x·Aᵀ)·Bᵀ) + b: DoRA with magnitude m [out] and the weight norm n [out].
+  virtual void dora_linear(const float* x, const void* w, WeightType type, const float* bias, const float* A,
+                           const float* B, int64_t rank, float scaling, const float* magnitude, const float* norm,
+                           float* y, int64_t T, int64_t in, int64_t out) = 0;
   // x[n] += y[n]
   virtual void add(float* x, const float* y, int64_t n) = 0;
   // Σ −log softmax(logits[t])[targets[t]] over targets ≥ 0; adds their count to *count

@@ -52,6 +52,15 @@ export interface NativeGeneration {
   decodeMs: number
 }
 
+export interface NativeInferenceAdapter {
+  rank: number
+  /** alpha / r, or alpha / √r with rsLoRA. */
+  scaling: number
+  dora: boolean
+  /** a [r, in], b [out, r], magnitude [out] (DoRA), row-major. */
+  modules: Array<{ layer: number; module: string; a: Float32Array; b: Float32Array; magnitude?: Float32Array }>
+}
+
 /** A loaded model; one operation at a time (a second concurrent call is refused). */
 export interface NativeModel {
   info(): NativeModelInfo
@@ -59,6 +68,9 @@ export interface NativeModel {
   generate(promptIds: Int32Array, options: NativeGenerateOptions, onToken: (token: number) => void, cancel: NativeCancelToken): Promise<NativeGeneration>
   /** Σ cross-entropy of labels[t+1] given ids[..t] over labels ≠ −100, and how many were scored. */
   sequenceLoss(ids: Int32Array, labels: Int32Array, cancel: NativeCancelToken): Promise<{ sum: number; count: number }>
+  /** Applies an adapter, unmerged, to every later operation (one base serves any adapter). */
+  setAdapter(adapter: NativeInferenceAdapter): void
+  clearAdapter(): void
   /** Frees the model once no operation is using it. */
   close(): void
 }

@@ -7,6 +7,9 @@ import { ApiError } from '../contract/errors'
 import { findChatTemplate, type ChatTemplate } from '../domain/chat/template'
 import { loadTokenizer } from '../domain/tokenizer/load'
 import type { ModelTokenizer } from '../domain/tokenizer/model-tokenizer'
+import { adapterScaling } from '../domain/adapter/config'
+import { AdapterError } from '../domain/adapter/errors'
+import { readAdapter } from '../domain/adapter/files'
 import type { EngineAddon, NativeModel } from './addon'
 
 export interface LoadedModel {
@@ -15,6 +18,8 @@ export interface LoadedModel {
   native: NativeModel
   tokenizer: ModelTokenizer
   template: ChatTemplate | null
+  /** The adapter folder applied now, if any. */
+  adapterDir: string | null
 }
 
 let current: Promise<LoadedModel> | undefined
@@ -47,7 +52,7 @@ export function useModel(
       const tokenizer = loadTokenizer(dir)
       const template = findChatTemplate(dir)
       const native = await addon.loadModel(dir, threads, { quantizeNf4 })
-      return { dir, threads, native, tokenizer, template }
+      return { dir, threads, native, tokenizer, template, adapterDir: null }
     } catch (error) {
       asUserError(error)
     }
@@ -61,3 +66,42 @@ export function useModel(
   })
   return current
 }
+
+/**
+ * Applies the PEFT adapter in `adapterDir` (unmerged: switching needs no reload), or removes the
+ * current one when undefined. An adapter for another base model is refused with the reason.
+ */
+export async function applyAdapter(loaded: LoadedModel, adapterDir: string | undefined): Promise<void> {
+  const wanted = adapterDir === undefined ? null : resolve(adapterDir)
+  if (wanted === loaded.adapterDir) return
+  if (wanted === null) {
+    loaded.native.clearAdapter()
+    loaded.adapterDir = null
+    return
+  }
+  const info = loaded.native.info()
+  let adapter
+  try {
+    adapter = await readAdapter(wanted, { layers: info.layers, hidden: info.hiddenSize, intermediate: info.intermediateSize, heads: info.heads, kvHeads: info.kvHeads, headDim: info.headDim })
+  } catch (error) {
+    if (error instanceof AdapterError) throw new ApiError('USER_ERROR', error.message)
+    throw error
+  }
+  const modules = new Map<string, { layer: number; module: string; a?: Float32Array; b?: Float32Array; magnitude?: Float32Array }>()
+  for (const t of adapter.tensors) {
+    const key = `${t.layer}.${t.module}`
+    const entry = modules.get(key) ?? { layer: t.layer, module: t.module }
+    if (t.kind === 'lora_A') entry.a = t.data
+    else if (t.kind === 'lora_B') entry.b = t.data
+    else entry.magnitude = t.data
+    modules.set(key, entry)
+  }
+  loaded.native.setAdapter({
+    rank: adapter.config.r,
+    scaling: adapterScaling(adapter.config),
+    dora: adapter.config.use_dora,
+    modules: [...modules.values()].map((m) => ({ ...m, a: m.a!, b: m.b! })),
+  })
+  loaded.adapterDir = wanted
+}
+

@@ -48,8 +48,12 @@ export type SamplingOptions = z.input<typeof SamplingOptions>
 export const ChatMessage = z.strictObject({ role: z.enum(['system', 'user', 'assistant']), content: z.string() })
 export type ChatMessage = z.infer<typeof ChatMessage>
 
+/** A PEFT adapter folder to apply, unmerged, on top of the model. */
+const AdapterChoice = { adapterDir: z.string().min(1).optional() }
+
 export const GenerateParams = z.strictObject({
   ...ModelChoice,
+  ...AdapterChoice,
   /** A prompt is encoded with the tokenizer's own special tokens; messages through the chat template. */
   input: z.discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('prompt'), text: z.string() }),
@@ -71,6 +75,7 @@ export type GenerateResult = z.infer<typeof GenerateResult>
 
 export const EvaluateParams = z.strictObject({
   ...ModelChoice,
+  ...AdapterChoice,
   dataFile: z.string().min(1),
   format: z.enum(formatChoices).default('auto'),
   seqLen: z.number().int().positive().max(1_048_576).default(2048),

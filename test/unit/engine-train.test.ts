@@ -44,7 +44,7 @@ const metricsOf = (dir: string) =>
     .trim()
     .split('\n')
     .map((line) => {
-      const { step, loss, lr, grad_norm } = JSON.parse(line) as Record<string, number>
+      const { step, loss, lr, grad_norm } = JSON.parse(line) as { step: number; loss: number; lr: number; grad_norm: number }
       return { step, loss, lr, grad_norm }
     })
 
@@ -112,5 +112,26 @@ describe('train', () => {
     expect(error.message).toMatch(/line 2/)
     expect(error.message).toMatch(/line 3/)
     expect(existsSync(join(outDir, 'metrics.jsonl'))).toBe(false)
+  })
+})
+
+describe('a trained adapter at inference', () => {
+  it('lowers the loss on its own training data, and switches off again without a reload', async () => {
+    const trained = join(scratch, 'fit')
+    await runTrain(trained, { method: 'lora', steps: 8, lr: 2e-2, dropout: 0, checkpointEvery: undefined })
+    const base = await host.call('evaluate', { modelDir, dataFile })
+    const withAdapter = await host.call('evaluate', { modelDir, adapterDir: trained, dataFile })
+    const baseAgain = await host.call('evaluate', { modelDir, dataFile })
+    expect(withAdapter.loss).toBeLessThan(base.loss * 0.9)
+    expect(baseAgain.loss).toBe(base.loss)
+    const text = (adapterDir?: string) =>
+      host.call('generate', { modelDir, ...(adapterDir ? { adapterDir } : {}), input: { kind: 'prompt', text: 'The quick brown' }, sampling: { maxNewTokens: 6 } })
+    expect((await text(trained)).text).not.toBe((await text()).text)
+  })
+
+  it('refuses an adapter made for another base model, saying so', async () => {
+    const error = (await host.call('evaluate', { modelDir: join(goldenDir, 'qwen3'), adapterDir: join(scratch, 'fit'), dataFile }).catch((e: unknown) => e)) as ApiError
+    expect(error.code).toBe('USER_ERROR')
+    expect(error.message).toMatch(/different base model|inputs but this model|layers/)
   })
 })

@@ -1,5 +1,9 @@
 #include <memory>
 
+#include <vector>
+
+#include "adapter/dora.h"
+#include "adapter/lora.h"
 #include "backend.h"
 #include "cpu/gemm.h"
 #include "cpu/ops.h"
@@ -44,6 +48,18 @@ class CpuBackend final : public Backend {
   }
   void swiglu(const float* gate, const float* up, int64_t n, float* out) override {
     cpu::swiglu_forward(pool_, gate, up, n, out);
+  }
+  void lora_linear(const float* x, const void* w, WeightType type, const float* bias, const float* A, const float* B,
+                   int64_t rank, float scaling, float* y, int64_t T, int64_t in, int64_t out) override {
+    std::vector<float> u(static_cast<size_t>(T * rank));
+    adapter::lora_forward(pool_, {w, type, bias, in, out}, {A, B, rank, scaling}, x, nullptr, T, y, u.data(), nullptr);
+  }
+  void dora_linear(const float* x, const void* w, WeightType type, const float* bias, const float* A, const float* B,
+                   int64_t rank, float scaling, const float* magnitude, const float* norm, float* y, int64_t T, int64_t in,
+                   int64_t out) override {
+    std::vector<float> u(static_cast<size_t>(T * rank)), inner(static_cast<size_t>(T * out));
+    adapter::dora_forward(pool_, {w, type, bias, in, out}, {A, B, rank, scaling}, magnitude, norm, x, nullptr, T, y, u.data(),
+                          inner.data(), nullptr);
   }
   void add(float* x, const float* y, int64_t n) override { cpu::add_inplace(pool_, x, y, n); }
   double cross_entropy_sum(const float* logits, const int32_t* targets, int64_t T, int64_t V, int64_t* count) override {

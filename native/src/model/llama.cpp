@@ -6,6 +6,7 @@
 
 #include "model/check_weights.h"
 #include "quant/nf4_weight.h"
+#include "adapter/dora.h"
 #include "tensor/convert.h"
 
 namespace attune {
@@ -233,9 +234,9 @@ Status LlamaModel::forward(const int32_t* ids, int64_t T, KvCache& cache, Forwar
   for (size_t l = 0; l < layers_.size(); ++l) {
     const DecoderLayer& layer = layers_[l];
     backend.rmsnorm(x, layer.input_norm.data(), c.rms_norm_eps, T, H, normed, nullptr);
-    apply_linear(backend, normed, layer.q, q, T);
-    apply_linear(backend, normed, layer.k, k, T);
-    apply_linear(backend, normed, layer.v, v, T);
+    project(static_cast<int64_t>(l), Module::kQ, normed, q, T);
+    project(static_cast<int64_t>(l), Module::kK, normed, k, T);
+    project(static_cast<int64_t>(l), Module::kV, normed, v, T);
     if (!layer.q_norm.empty()) {
       // Qwen3 normalises each head's query and key before the rotation.
       backend.rmsnorm(q, layer.q_norm.data(), c.rms_norm_eps, T * nh, hd, q, nullptr);
@@ -247,18 +248,69 @@ Status LlamaModel::forward(const int32_t* ids, int64_t T, KvCache& cache, Forwar
     std::memcpy(cache.k[l].data() + past * cache.row_size, k, static_cast<size_t>(T) * row * sizeof(float));
     std::memcpy(cache.v[l].data() + past * cache.row_size, v, static_cast<size_t>(T) * row * sizeof(float));
     backend.attention(q, cache.k[l].data(), cache.v[l].data(), T, past, nh, nkv, hd, attn);
-    apply_linear(backend, attn, layer.o, proj, T);
+    project(static_cast<int64_t>(l), Module::kO, attn, proj, T);
     backend.add(x, proj, T * H);
 
     backend.rmsnorm(x, layer.post_attention_norm.data(), c.rms_norm_eps, T, H, normed, nullptr);
-    apply_linear(backend, normed, layer.gate, gate, T);
-    apply_linear(backend, normed, layer.up, up, T);
+    project(static_cast<int64_t>(l), Module::kGate, normed, gate, T);
+    project(static_cast<int64_t>(l), Module::kUp, normed, up, T);
     backend.swiglu(gate, up, T * I, gate);
-    apply_linear(backend, gate, layer.down, proj, T);
+    project(static_cast<int64_t>(l), Module::kDown, gate, proj, T);
     backend.add(x, proj, T * H);
   }
   cache.length = past + T;
   backend.rmsnorm(x, final_norm_.data(), c.rms_norm_eps, T, H, hidden, nullptr);
+  return {};
+}
+
+const LinearWeight& LlamaModel::linear(int64_t layer, Module module) const {
+  const DecoderLayer& l = layers_[static_cast<size_t>(layer)];
+  const LinearWeight* weights[kModuleCount] = {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down};
+  return *weights[static_cast<int>(module)];
+}
+
+void LlamaModel::project(int64_t layer, Module module, const float* x, float* y, int64_t T) {
+  const LinearWeight& w = linear(layer, module);
+  const InferenceAdapter::Factors* f = nullptr;
+  if (adapter_) {
+    const auto& slot = adapter_->layers[static_cast<size_t>(layer)][static_cast<size_t>(module)];
+    if (slot) f = &*slot;
+  }
+  const float* bias = w.bias.empty() ? nullptr : w.bias.data();
+  if (!f) {
+    backend_->linear(x, w.data, w.type, bias, y, T, w.in, w.out);
+  } else if (adapter_->dora) {
+    backend_->dora_linear(x, w.data, w.type, bias, f->a.data(), f->b.data(), adapter_->rank, adapter_->scaling, f->magnitude.data(),
+                          f->norm.data(), y, T, w.in, w.out);
+  } else {
+    backend_->lora_linear(x, w.data, w.type, bias, f->a.data(), f->b.data(), adapter_->rank, adapter_->scaling, y, T, w.in, w.out);
+  }
+}
+
+Status LlamaModel::set_adapter(InferenceAdapter adapter) {
+  const int64_t L = config_.num_hidden_layers, r = adapter.rank;
+  if (static_cast<int64_t>(adapter.layers.size()) != L) {
+    return Status::invalid_argument("The adapter has " + std::to_string(adapter.layers.size()) + " layers; this model has " + std::to_string(L));
+  }
+  cpu::ThreadPool pool(2);
+  for (int64_t l = 0; l < L; ++l) {
+    for (int m = 0; m < kModuleCount; ++m) {
+      auto& slot = adapter.layers[static_cast<size_t>(l)][static_cast<size_t>(m)];
+      if (!slot) continue;
+      const LinearWeight& w = linear(l, static_cast<Module>(m));
+      const std::string where = "layer " + std::to_string(l) + " " + module_name(static_cast<Module>(m));
+      if (static_cast<int64_t>(slot->a.size()) != r * w.in || static_cast<int64_t>(slot->b.size()) != w.out * r) {
+        return Status::invalid_argument("The adapter's " + where + " factors do not fit this model (trained for a different base model?)");
+      }
+      if (adapter.dora) {
+        if (static_cast<int64_t>(slot->magnitude.size()) != w.out) return Status::invalid_argument("The adapter's " + where + " magnitude does not fit this model");
+        slot->norm.resize(static_cast<size_t>(w.out));
+        adapter::dora_weight_norm_direct(pool, {w.data, w.type, w.bias.empty() ? nullptr : w.bias.data(), w.in, w.out},
+                                         {slot->a.data(), slot->b.data(), r, adapter.scaling}, slot->norm.data());
+      }
+    }
+  }
+  adapter_ = std::move(adapter);
   return {};
 }
 

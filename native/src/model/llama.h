@@ -3,7 +3,9 @@
 // → lm_head. Weights stay memory-mapped in their file dtype; linears convert on the fly.
 #pragma once
 
+#include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,7 @@
 #include "io/model_weights.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
+#include "model/modules.h"
 #include "model/rope_table.h"
 
 namespace attune {
@@ -34,6 +37,19 @@ struct DecoderLayer {
 struct ForwardWorkspace {
   std::vector<float> x, normed, q, k, v, attn, proj, gate, up;
   std::vector<int32_t> positions;
+};
+
+// An adapter applied unmerged at inference (chat, eval): one base serves any adapter, switched
+// without reloading. Per targeted module: LoRA factors A [r,in], B [out,r]; DoRA adds the
+// magnitude m [out] and the weight norm n = ‖W + s·B·A‖ per row (computed when attached).
+struct InferenceAdapter {
+  struct Factors {
+    std::vector<float> a, b, magnitude, norm;
+  };
+  int64_t rank = 0;
+  float scaling = 1;
+  bool dora = false;
+  std::vector<std::array<std::optional<Factors>, kModuleCount>> layers;  // [layer][module]
 };
 
 struct LoadOptions {
@@ -63,6 +79,14 @@ class LlamaModel {
   // logits[T, vocab] = hidden[T, hidden_size] · lm_headᵀ
   void logits(const float* hidden, int64_t T, float* logits);
 
+  // Applies `adapter` in every later forward until cleared; checks every factor's size and
+  // computes DoRA's norms. Not while an operation runs on the model.
+  Status set_adapter(InferenceAdapter adapter);
+  void clear_adapter() { adapter_.reset(); }
+  bool has_adapter() const { return adapter_.has_value(); }
+  // The frozen linear weight of (layer, module).
+  const LinearWeight& linear(int64_t layer, Module module) const;
+
   // Whether the decoder's linear weights are NF4-dequantized values (a 4-bit base).
   bool nf4_base() const { return nf4_base_; }
 
@@ -88,6 +112,9 @@ class LlamaModel {
   std::vector<float> final_norm_;
   LinearWeight lm_head_;
   bool nf4_base_ = false;
+  std::optional<InferenceAdapter> adapter_;
+  // y[T,out] = the linear (layer, module) applied to x[T,in], with the adapter when one is set.
+  void project(int64_t layer, Module module, const float* x, float* y, int64_t T);
   // The dequantized values of a 4-bit base's linear weights (fp32, rounded to the model's dtype).
   std::vector<std::vector<float>> dequantized_;
 };

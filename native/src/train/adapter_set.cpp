@@ -8,9 +8,6 @@
 namespace attune::train {
 
 namespace {
-constexpr const char* kNames[kModuleCount] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-constexpr const char* kPaths[kModuleCount] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                                              "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
 
 Parameter make_parameter(std::string name, std::vector<int64_t> shape) {
   int64_t n = 1;
@@ -23,24 +20,7 @@ Parameter make_parameter(std::string name, std::vector<int64_t> shape) {
 }
 }  // namespace
 
-const char* module_name(Module module) { return kNames[static_cast<int>(module)]; }
-const char* module_path(Module module) { return kPaths[static_cast<int>(module)]; }
-
-bool module_from_name(const std::string& name, Module* out) {
-  for (int i = 0; i < kModuleCount; ++i) {
-    if (name == kNames[i]) {
-      *out = static_cast<Module>(i);
-      return true;
-    }
-  }
-  return false;
-}
-
-const LinearWeight& module_weight(const LlamaModel& model, int64_t layer, Module module) {
-  const DecoderLayer& l = model.layers()[static_cast<size_t>(layer)];
-  const LinearWeight* weights[kModuleCount] = {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down};
-  return *weights[static_cast<int>(module)];
-}
+const LinearWeight& module_weight(const LlamaModel& model, int64_t layer, Module module) { return model.linear(layer, module); }
 
 Status AdapterSet::create(LlamaModel& model, const AdapterOptions& options, uint64_t seed, cpu::ThreadPool& pool,
                           AdapterSet* out) {

@@ -11,15 +11,15 @@
 #include "adapter/lora.h"
 #include "attune/status.h"
 #include "model/llama.h"
+#include "model/modules.h"
 
 namespace attune::train {
 
-// The linear layers of a decoder layer that can carry an adapter, in PEFT's names.
-enum class Module { kQ, kK, kV, kO, kGate, kUp, kDown };
-constexpr int kModuleCount = 7;
-const char* module_name(Module module);              // "q_proj", …
-const char* module_path(Module module);              // "self_attn.q_proj", "mlp.gate_proj", …
-bool module_from_name(const std::string& name, Module* out);
+using attune::kModuleCount;
+using attune::Module;
+using attune::module_from_name;
+using attune::module_name;
+using attune::module_path;
 
 struct AdapterOptions {
   int64_t rank = 16;

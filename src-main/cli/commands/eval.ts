@@ -1,12 +1,11 @@
 import { resolve } from 'node:path'
 import type { Command } from '../command'
 import { formatOption, numberOption, requireString, whileInterruptible } from '../options'
-import { UserError } from '../user-error'
 
 export const evalCommand: Command = {
   name: 'eval',
   summary: "Measure a model's loss and perplexity on a dataset",
-  usage: 'attune eval --model <dir> --data <file> [--format auto] [--seq-len 2048]',
+  usage: 'attune eval --model <dir> [--adapter <dir>] --data <file> [--format auto] [--seq-len 2048]',
   options: {
     model: { type: 'string' },
     adapter: { type: 'string' },
@@ -17,14 +16,14 @@ export const evalCommand: Command = {
   async run(context) {
     const modelDir = resolve(requireString(context.options, 'model'))
     const dataFile = resolve(requireString(context.options, 'data'))
-    if (context.options.adapter !== undefined) throw new UserError('--adapter is not supported yet: adapters arrive with training.')
+    const adapterDir = typeof context.options.adapter === 'string' ? resolve(context.options.adapter) : undefined
     const format = formatOption(context.options)
     const seqLen = numberOption(context.options, 'seq-len', { integer: true, min: 1 })
     const { engine } = context.services()
     const result = await whileInterruptible((signal) =>
       engine.call(
         'evaluate',
-        { modelDir, dataFile, format, seqLen },
+        { modelDir, ...(adapterDir ? { adapterDir } : {}), dataFile, format, seqLen },
         { signal, onProgress: ({ records, totalRecords }) => context.err(`evaluating: ${records}/${totalRecords} records`) },
       ),
     )

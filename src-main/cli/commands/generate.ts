@@ -33,7 +33,7 @@ export const generateCommand: Command = {
   name: 'generate',
   summary: 'Continue a prompt or answer a conversation with a model, streaming the text',
   usage:
-    'attune generate --model <dir> (--prompt TEXT | --messages FILE) [--max-new-tokens 128] [--temperature 0] [--top-p 1] [--top-k 0] [--repetition-penalty 1] [--seed S]',
+    'attune generate --model <dir> [--adapter <dir>] (--prompt TEXT | --messages FILE) [--max-new-tokens 128] [--temperature 0] [--top-p 1] [--top-k 0] [--repetition-penalty 1] [--seed S]',
   options: {
     model: { type: 'string' },
     adapter: { type: 'string' },
@@ -48,7 +48,7 @@ export const generateCommand: Command = {
   },
   async run(context) {
     const modelDir = resolve(requireString(context.options, 'model'))
-    if (context.options.adapter !== undefined) throw new UserError('--adapter is not supported yet: adapters arrive with training.')
+    const adapterDir = typeof context.options.adapter === 'string' ? resolve(context.options.adapter) : undefined
     const { prompt, messages } = context.options
     if ((prompt === undefined) === (messages === undefined)) throw new UserError('Give exactly one of --prompt TEXT or --messages FILE.')
     const input =
@@ -66,7 +66,7 @@ export const generateCommand: Command = {
     }
     const { engine } = context.services()
     const result = await whileInterruptible((signal) =>
-      engine.call('generate', { modelDir, input, sampling }, { signal, onProgress: ({ text }) => (context.json ? undefined : process.stdout.write(text)) }),
+      engine.call('generate', { modelDir, ...(adapterDir ? { adapterDir } : {}), input, sampling }, { signal, onProgress: ({ text }) => (context.json ? undefined : process.stdout.write(text)) }),
     )
     if (context.json) context.out(JSON.stringify(result))
     else {

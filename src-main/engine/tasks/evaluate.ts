@@ -5,7 +5,7 @@ import { encodeRecord, EncodeError } from '../../domain/dataset/encode'
 import { readDatasetFile } from '../../domain/dataset/read'
 import { describeProblem } from '../../domain/dataset/types'
 import type { EngineAddon, NativeCancelToken } from '../addon'
-import { useModel } from '../loaded-model'
+import { applyAdapter, useModel } from '../loaded-model'
 import type { ParsedParamsOf, ProgressOf, ResultOf } from '../protocol'
 
 /** How many problems an error lists before "and N more". */
@@ -25,6 +25,7 @@ export async function evaluate(
     throw new ApiError('USER_ERROR', `${params.dataFile} cannot be evaluated: ${why}`)
   }
   const loaded = await useModel(addon, params.modelDir, params.threads)
+  await applyAdapter(loaded, params.adapterDir)
   let sum = 0
   let tokens = 0
   let truncated = 0

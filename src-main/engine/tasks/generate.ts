@@ -4,7 +4,7 @@ import { randomInt } from 'node:crypto'
 import { ApiError } from '../../contract/errors'
 import { renderChat } from '../../domain/chat/render'
 import type { EngineAddon, NativeCancelToken } from '../addon'
-import { useModel, type LoadedModel } from '../loaded-model'
+import { applyAdapter, useModel, type LoadedModel } from '../loaded-model'
 import type { ParsedParamsOf, ProgressOf, ResultOf } from '../protocol'
 
 function promptIds(loaded: LoadedModel, input: ParsedParamsOf<'generate'>['input']): number[] {
@@ -24,6 +24,7 @@ export async function generate(
   cancel: NativeCancelToken,
 ): Promise<ResultOf<'generate'>> {
   const loaded = await useModel(addon, params.modelDir, params.threads)
+  await applyAdapter(loaded, params.adapterDir)
   const ids = promptIds(loaded, params.input)
   if (ids.length === 0) throw new ApiError('USER_ERROR', 'The prompt is empty: give some text to continue.')
   // A prompt answers until the end-of-sequence token; a chat answer also ends at end-of-turn.

@@ -16,7 +16,7 @@ import { planSteps, plannedSteps } from '../../domain/training/plan'
 import { learningRate } from '../../domain/training/schedule'
 import { epochOrder } from '../../domain/training/shuffle'
 import type { EngineAddon, NativeCancelToken, NativeModelInfo, NativeTrainer } from '../addon'
-import { useModel } from '../loaded-model'
+import { applyAdapter, useModel } from '../loaded-model'
 import type { ParsedParamsOf, ProgressOf, ResultOf } from '../protocol'
 import { latestCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint'
 
@@ -83,6 +83,7 @@ export async function train(
   // qlora/qdora train against the NF4 double-quantized base (an `attune quantize` checkpoint is one already).
   const fourBit = config.method === 'qlora' || config.method === 'qdora'
   const loaded = await useModel(addon, params.modelDir, params.threads, { quantizeNf4: fourBit })
+  await applyAdapter(loaded, undefined)
   const info = loaded.native.info()
   const shape = modelShape(info)
 
