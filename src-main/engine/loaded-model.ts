@@ -11,6 +11,7 @@ import { adapterScaling } from '../domain/adapter/config'
 import { AdapterError } from '../domain/adapter/errors'
 import { readAdapter } from '../domain/adapter/files'
 import type { EngineAddon, NativeModel } from './addon'
+import { inferenceAdapter } from './inference-adapter'
 
 export interface LoadedModel {
   dir: string
@@ -87,21 +88,7 @@ export async function applyAdapter(loaded: LoadedModel, adapterDir: string | und
     if (error instanceof AdapterError) throw new ApiError('USER_ERROR', error.message)
     throw error
   }
-  const modules = new Map<string, { layer: number; module: string; a?: Float32Array; b?: Float32Array; magnitude?: Float32Array }>()
-  for (const t of adapter.tensors) {
-    const key = `${t.layer}.${t.module}`
-    const entry = modules.get(key) ?? { layer: t.layer, module: t.module }
-    if (t.kind === 'lora_A') entry.a = t.data
-    else if (t.kind === 'lora_B') entry.b = t.data
-    else entry.magnitude = t.data
-    modules.set(key, entry)
-  }
-  loaded.native.setAdapter({
-    rank: adapter.config.r,
-    scaling: adapterScaling(adapter.config),
-    dora: adapter.config.use_dora,
-    modules: [...modules.values()].map((m) => ({ ...m, a: m.a!, b: m.b! })),
-  })
+  loaded.native.setAdapter(inferenceAdapter(adapter.tensors, { rank: adapter.config.r, scaling: adapterScaling(adapter.config), dora: adapter.config.use_dora }))
   loaded.adapterDir = wanted
 }
 

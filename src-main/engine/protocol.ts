@@ -111,6 +111,8 @@ export const TrainProgress = z.object({
   tokensPerS: z.number().nonnegative().optional(),
   elapsedS: z.number().nonnegative().optional(),
   memBytes: z.number().nonnegative().optional(),
+  /** Loss on --eval-data, on the steps where it was measured. */
+  evalLoss: z.number().optional(),
 })
 export type TrainProgress = z.infer<typeof TrainProgress>
 export const TrainResult = z.object({

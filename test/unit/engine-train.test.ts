@@ -129,6 +129,15 @@ describe('a trained adapter at inference', () => {
     expect((await text(trained)).text).not.toBe((await text()).text)
   })
 
+  it('measures --eval-data during training, as eval measures the saved adapter', async () => {
+    const outDir = join(scratch, 'with-eval')
+    await runTrain(outDir, { evalData: dataFile, steps: 4, checkpointEvery: 2 })
+    const lines = readFileSync(join(outDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { step: number; eval_loss?: number })
+    expect(lines.filter((line) => line.eval_loss !== undefined).map((line) => line.step)).toEqual([2, 4])
+    const saved = await host.call('evaluate', { modelDir, adapterDir: outDir, dataFile })
+    expect(Math.abs(lines[3]!.eval_loss! - saved.loss)).toBeLessThan(1e-6 * saved.loss)
+  })
+
   it('refuses an adapter made for another base model, saying so', async () => {
     const error = (await host.call('evaluate', { modelDir: join(goldenDir, 'qwen3'), adapterDir: join(scratch, 'fit'), dataFile }).catch((e: unknown) => e)) as ApiError
     expect(error.code).toBe('USER_ERROR')

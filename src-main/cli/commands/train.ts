@@ -123,8 +123,10 @@ export const trainCommand: Command = {
         tokensPerS: p.tokensPerS ?? 0,
         elapsedS: p.elapsedS ?? 0,
         memBytes: p.memBytes ?? 0,
+        evalLoss: p.evalLoss ?? null,
       })
-      context.err(`step ${p.step}/${p.totalSteps}  loss ${p.loss.toFixed(4)}  lr ${(p.lr ?? 0).toExponential(2)}  ${Math.round(p.tokensPerS ?? 0)} tokens/s`)
+      const evalPart = p.evalLoss === undefined ? '' : `  eval loss ${p.evalLoss.toFixed(4)}`
+      context.err(`step ${p.step}/${p.totalSteps}  loss ${p.loss.toFixed(4)}${evalPart}  lr ${(p.lr ?? 0).toExponential(2)}  ${Math.round(p.tokensPerS ?? 0)} tokens/s`)
     }
     try {
       const result = await whileInterruptible((signal) =>

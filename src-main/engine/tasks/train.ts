@@ -5,7 +5,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ApiError } from '../../contract/errors'
-import { makeAdapterConfig } from '../../domain/adapter/config'
+import { adapterScaling, makeAdapterConfig } from '../../domain/adapter/config'
 import { readAdapter, writeAdapterFiles, type AdapterTensor } from '../../domain/adapter/files'
 import { adapterTensorName, parseAdapterTensorName, type ModelShape, type TargetModule } from '../../domain/adapter/names'
 import { encodeRecord, EncodeError } from '../../domain/dataset/encode'
@@ -15,7 +15,8 @@ import { TrainingConfig } from '../../domain/training/config'
 import { planSteps, plannedSteps } from '../../domain/training/plan'
 import { learningRate } from '../../domain/training/schedule'
 import { epochOrder } from '../../domain/training/shuffle'
-import type { EngineAddon, NativeCancelToken, NativeModelInfo, NativeTrainer } from '../addon'
+import type { EngineAddon, NativeCancelToken, NativeModel, NativeModelInfo, NativeTrainer } from '../addon'
+import { inferenceAdapter } from '../inference-adapter'
 import { applyAdapter, useModel } from '../loaded-model'
 import type { ParsedParamsOf, ProgressOf, ResultOf } from '../protocol'
 import { latestCheckpoint, restoreCheckpoint, saveCheckpoint } from './checkpoint'
@@ -40,10 +41,10 @@ function problemList(file: string, problems: string[], total: number): string {
 }
 
 /** Reads and encodes every record; any problem stops the run here, before any training. */
-async function readExamples(params: ParsedParamsOf<'train'>, encode: Parameters<typeof encodeRecord>[1]): Promise<Example[]> {
-  const data = await readDatasetFile(params.dataFile, { format: params.format })
-  if (data.problems.length) throw new ApiError('USER_ERROR', problemList(params.dataFile, data.problems.slice(0, listedProblems).map(describeProblem), data.problems.length))
-  if (data.records.length === 0) throw new ApiError('USER_ERROR', `${params.dataFile} holds no records to train on.`)
+async function readExamples(dataFile: string, format: ParsedParamsOf<'train'>['format'], encode: Parameters<typeof encodeRecord>[1]): Promise<Example[]> {
+  const data = await readDatasetFile(dataFile, { format })
+  if (data.problems.length) throw new ApiError('USER_ERROR', problemList(dataFile, data.problems.slice(0, listedProblems).map(describeProblem), data.problems.length))
+  if (data.records.length === 0) throw new ApiError('USER_ERROR', `${dataFile} holds no records to train on.`)
   const examples: Example[] = []
   const problems: string[] = []
   for (const { record, ...location } of data.records) {
@@ -57,8 +58,34 @@ async function readExamples(params: ParsedParamsOf<'train'>, encode: Parameters<
       problems.push(describeProblem({ ...location, message: error.message }))
     }
   }
-  if (problems.length) throw new ApiError('USER_ERROR', problemList(params.dataFile, problems.slice(0, listedProblems), problems.length))
+  if (problems.length) throw new ApiError('USER_ERROR', problemList(dataFile, problems.slice(0, listedProblems), problems.length))
   return examples
+}
+
+/**
+ * Mean cross-entropy over the target tokens of `examples` with the adapters as trained so far:
+ * applied to the model unmerged (no dropout), then removed again.
+ */
+async function evaluateWith(
+  model: NativeModel,
+  trainer: NativeTrainer,
+  settings: { rank: number; scaling: number; dora: boolean },
+  examples: Example[],
+  cancel: NativeCancelToken,
+): Promise<number> {
+  model.setAdapter(inferenceAdapter(adapterTensors(trainer), settings))
+  try {
+    let sum = 0
+    let count = 0
+    for (const example of examples) {
+      const loss = await model.sequenceLoss(example.ids, example.labels, cancel)
+      sum += loss.sum
+      count += loss.count
+    }
+    return sum / count
+  } finally {
+    model.clearAdapter()
+  }
 }
 
 /** The trained tensors as an adapter folder's content. */
@@ -93,7 +120,10 @@ export async function train(
     ? { rank: init.config.r, alpha: init.config.lora_alpha, targets: init.config.target_modules as TargetModule[], dora: init.config.use_dora, rslora: init.config.use_rslora }
     : { rank: config.rank, alpha: config.alpha, targets: config.targets, dora: config.method === 'dora' || config.method === 'qdora', rslora: config.rslora }
 
-  const examples = await readExamples(params, { tokenizer: loaded.tokenizer, template: loaded.template, seqLen: config.seqLen })
+  const encode = { tokenizer: loaded.tokenizer, template: loaded.template, seqLen: config.seqLen }
+  const examples = await readExamples(params.dataFile, params.format, encode)
+  // --eval-data: the same checks up front; its loss is measured every checkpoint (else every epoch) and at the end.
+  const evalExamples = config.evalData ? await readExamples(config.evalData, 'auto', encode) : null
   const plan = planSteps(examples.length, config)
   const trainer = addon.createTrainer(loaded.native, {
     ...adapter,
@@ -163,9 +193,23 @@ export async function train(
       elapsed_s: (performance.now() - started) / 1000,
       mem_bytes: process.memoryUsage().rss,
     }
-    appendFileSync(metricsFile, JSON.stringify(metrics) + '\n')
+    const evalEvery = config.checkpointEvery ?? plan.stepsPerEpoch
+    const evalLoss = evalExamples && (step % evalEvery === 0 || step === plan.totalSteps) ? await evaluateWith(loaded.native, trainer, { rank: adapter.rank, scaling: adapterScaling({ r: adapter.rank, lora_alpha: adapter.alpha, use_rslora: adapter.rslora }), dora: adapter.dora }, evalExamples, cancel) : undefined
+    appendFileSync(metricsFile, JSON.stringify(evalLoss === undefined ? metrics : { ...metrics, eval_loss: evalLoss }) + '\n')
     if (config.checkpointEvery && step % config.checkpointEvery === 0 && step < plan.totalSteps) await saveCheckpoint(params.outDir, step, settings, trainer)
-    onProgress({ phase: 'training', step, totalSteps: plan.totalSteps, loss: lastLoss, lr, gradNorm, tokens, tokensPerS: metrics.tokens_per_s, elapsedS: metrics.elapsed_s, memBytes: metrics.mem_bytes })
+    onProgress({
+      phase: 'training',
+      step,
+      totalSteps: plan.totalSteps,
+      loss: lastLoss,
+      lr,
+      gradNorm,
+      tokens,
+      tokensPerS: metrics.tokens_per_s,
+      elapsedS: metrics.elapsed_s,
+      memBytes: metrics.mem_bytes,
+      ...(evalLoss === undefined ? {} : { evalLoss }),
+    })
   }
 
   onProgress({ phase: 'saving', step: plan.totalSteps, totalSteps: plan.totalSteps })
