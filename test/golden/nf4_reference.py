@@ -84,9 +84,10 @@ NF4_CODE = np.array(
 # Going through a Python float first (decimal -> double -> fp32) is a double rounding: the exact
 # midpoints of indices 0, 8, 12 and 14 are ties between two fp32 values, their decimals lie a hair
 # off the tie: decimal -> double lands exactly on the tie (the double midpoint), which fp32 then
-# rounds to even, i.e. to the other neighbour (the fp32 midpoint, not nvcc's constant). So the constants are given here by their fp32 bit patterns as nvcc emits them
-# (an exact-rational rounding of the decimal literals gives the same 15 patterns); indices 0, 8,
-# 12, 14 are one ulp from the fp32 midpoints `NF4_MIDPOINTS`, the other 11 equal them.
+# rounds to even, i.e. to the other neighbour (the fp32 midpoint, not nvcc's constant). So the
+# constants are given here by their fp32 bit patterns as nvcc emits them (an exact-rational
+# rounding of the decimal literals gives the same 15 patterns, see self_check); indices 0, 8, 12,
+# 14 are one ulp from the fp32 midpoints `NF4_MIDPOINTS`, the other 11 equal them.
 NF4_THRESHOLDS_BNB_BITS = (
     0xBF591CD9, 0xBF1C5270, 0xBEEB8480, 0xBEADEA76, 0xBE703CEC, 0xBE0D38BC, 0xBD3A7871, 0x3D22FAFF,
     0x3DF64863, 0x3E5067E0, 0x3E9582D4, 0x3EC753F9, 0x3F006D03, 0x3F248DAF, 0x3F5C89D9,
