@@ -9,6 +9,7 @@
 #include "errors.h"
 #include "generate/generator.h"
 #include "model/sequence_loss.h"
+#include "promise_worker.h"
 
 namespace attune_addon {
 
@@ -27,36 +28,23 @@ double number_option(Napi::Object options, const char* name, double fallback) {
   return value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : fallback;
 }
 
-class LoadWorker : public Napi::AsyncWorker {
+class LoadWorker : public PromiseWorker {
  public:
   LoadWorker(Napi::Env env, std::string dir, unsigned threads, attune::LoadOptions options)
-      : Napi::AsyncWorker(env, "attune:loadModel"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        dir_(std::move(dir)),
-        threads_(threads),
-        options_(options) {}
-  Napi::Promise promise() const { return deferred_.Promise(); }
+      : PromiseWorker(env, "attune:loadModel"), dir_(std::move(dir)), threads_(threads), options_(options) {}
 
  protected:
-  void Execute() override {
-    status_ = attune::LlamaModel::load(dir_, threads_, &model_, options_);
-    if (!status_.ok()) SetError(status_.message());
-  }
-  void OnOK() override {
+  attune::Status run() override { return attune::LlamaModel::load(dir_, threads_, &model_, options_); }
+  Napi::Value result(Napi::Env env) override {
     auto loaded = std::make_shared<LoadedModel>();
     loaded->model = std::move(model_);
-    deferred_.Resolve(ModelJs::wrap(Env(), std::move(loaded)));
-  }
-  void OnError(const Napi::Error& error) override {
-    deferred_.Reject(status_error(Env(), status_.ok() ? attune::Status::internal(error.Message()) : status_).Value());
+    return ModelJs::wrap(env, std::move(loaded));
   }
 
  private:
-  Napi::Promise::Deferred deferred_;
   std::string dir_;
   unsigned threads_;
   attune::LoadOptions options_;
-  attune::Status status_;
   std::unique_ptr<attune::LlamaModel> model_;
 };
 
@@ -122,40 +110,32 @@ class GenerateWorker : public Napi::AsyncProgressQueueWorker<int32_t> {
   Napi::ObjectReference callback_error_;
 };
 
-class LossWorker : public Napi::AsyncWorker {
+class LossWorker : public PromiseWorker {
  public:
   LossWorker(Napi::Env env, std::shared_ptr<LoadedModel> loaded, std::vector<int32_t> ids, std::vector<int32_t> labels,
              std::shared_ptr<attune::CancelToken> cancel)
-      : Napi::AsyncWorker(env, "attune:sequenceLoss"),
-        deferred_(Napi::Promise::Deferred::New(env)),
+      : PromiseWorker(env, "attune:sequenceLoss"),
         release_{std::move(loaded)},
         ids_(std::move(ids)),
         labels_(std::move(labels)),
         cancel_(std::move(cancel)) {}
-  Napi::Promise promise() const { return deferred_.Promise(); }
 
  protected:
-  void Execute() override {
-    status_ = attune::sequence_loss(*release_.loaded->model, ids_.data(), labels_.data(), static_cast<int64_t>(ids_.size()),
-                                    *cancel_, &loss_);
-    if (!status_.ok()) SetError(status_.message());
+  attune::Status run() override {
+    return attune::sequence_loss(*release_.loaded->model, ids_.data(), labels_.data(), static_cast<int64_t>(ids_.size()), *cancel_,
+                                 &loss_);
   }
-  void OnOK() override {
-    Napi::Object result = Napi::Object::New(Env());
-    result.Set("sum", loss_.sum);
-    result.Set("count", static_cast<double>(loss_.count));
-    deferred_.Resolve(result);
-  }
-  void OnError(const Napi::Error& error) override {
-    deferred_.Reject(status_error(Env(), status_.ok() ? attune::Status::internal(error.Message()) : status_).Value());
+  Napi::Value result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("sum", loss_.sum);
+    out.Set("count", static_cast<double>(loss_.count));
+    return out;
   }
 
  private:
-  Napi::Promise::Deferred deferred_;
   BusyRelease release_;
   std::vector<int32_t> ids_, labels_;
   std::shared_ptr<attune::CancelToken> cancel_;
-  attune::Status status_;
   attune::SequenceLoss loss_;
 };
 
@@ -257,10 +237,7 @@ Napi::Value ModelJs::sequence_loss(const Napi::CallbackInfo& info) {
   std::vector<int32_t> labels = int32_array(env, info[1], "labels");
   if (ids.size() != labels.size()) throw argument_error(env, "sequenceLoss: ids and labels differ in length");
   std::shared_ptr<attune::CancelToken> cancel = CancelTokenJs::unwrap(env, info[2]);
-  auto* worker = new LossWorker(env, mark_busy(env, loaded_, "sequenceLoss"), std::move(ids), std::move(labels), std::move(cancel));
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  return PromiseWorker::start(new LossWorker(env, mark_busy(env, loaded_, "sequenceLoss"), std::move(ids), std::move(labels), std::move(cancel)));
 }
 
 namespace {
@@ -323,10 +300,7 @@ Napi::Value load_model_js(const Napi::CallbackInfo& info) {
   if (!(threads >= 1 && threads <= 1024)) throw argument_error(env, "loadModel: threads must be from 1 to 1024");
   attune::LoadOptions options;
   if (info.Length() > 2 && info[2].IsObject()) options.quantize_nf4 = info[2].As<Napi::Object>().Get("quantizeNf4").ToBoolean();
-  auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), static_cast<unsigned>(threads), options);
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  return PromiseWorker::start(new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), static_cast<unsigned>(threads), options));
 }
 
 }  // namespace attune_addon

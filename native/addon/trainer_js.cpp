@@ -5,6 +5,7 @@
 
 #include "addon_data.h"
 #include "errors.h"
+#include "promise_worker.h"
 
 namespace attune_addon {
 
@@ -50,78 +51,56 @@ double number(Napi::Object options, const char* name, double fallback) {
 }
 
 // One sequence's forward and backward on libuv's pool.
-class AccumulateWorker : public Napi::AsyncWorker {
+class AccumulateWorker : public PromiseWorker {
  public:
   AccumulateWorker(Napi::Env env, std::shared_ptr<LoadedModel> loaded, std::shared_ptr<Trainer> trainer, std::vector<int32_t> ids,
                    std::vector<int32_t> labels, float scale, uint64_t sample)
-      : Napi::AsyncWorker(env, "attune:accumulate"),
-        deferred_(Napi::Promise::Deferred::New(env)),
+      : PromiseWorker(env, "attune:accumulate"),
         release_{std::move(loaded)},
         trainer_(std::move(trainer)),
         ids_(std::move(ids)),
         labels_(std::move(labels)),
         scale_(scale),
         sample_(sample) {}
-  Napi::Promise promise() const { return deferred_.Promise(); }
 
  protected:
-  void Execute() override {
-    status_ = trainer_->accumulate(ids_.data(), labels_.data(), static_cast<int64_t>(ids_.size()), scale_, sample_, &loss_, &targets_);
-    if (!status_.ok()) SetError(status_.message());
+  attune::Status run() override {
+    return trainer_->accumulate(ids_.data(), labels_.data(), static_cast<int64_t>(ids_.size()), scale_, sample_, &loss_, &targets_);
   }
-  void OnOK() override {
-    Napi::Object result = Napi::Object::New(Env());
-    result.Set("lossSum", loss_);
-    result.Set("targets", static_cast<double>(targets_));
-    deferred_.Resolve(result);
-  }
-  void OnError(const Napi::Error& error) override {
-    deferred_.Reject(status_error(Env(), status_.ok() ? attune::Status::internal(error.Message()) : status_).Value());
+  Napi::Value result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("lossSum", loss_);
+    out.Set("targets", static_cast<double>(targets_));
+    return out;
   }
 
  private:
-  Napi::Promise::Deferred deferred_;
   BusyRelease release_;
   std::shared_ptr<Trainer> trainer_;
   std::vector<int32_t> ids_, labels_;
   float scale_;
   uint64_t sample_;
-  attune::Status status_;
   double loss_ = 0;
   int64_t targets_ = 0;
 };
 
-class StepWorker : public Napi::AsyncWorker {
+class StepWorker : public PromiseWorker {
  public:
   StepWorker(Napi::Env env, std::shared_ptr<LoadedModel> loaded, std::shared_ptr<Trainer> trainer, double lr, double max_grad_norm)
-      : Napi::AsyncWorker(env, "attune:step"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        release_{std::move(loaded)},
-        trainer_(std::move(trainer)),
-        lr_(lr),
-        max_grad_norm_(max_grad_norm) {}
-  Napi::Promise promise() const { return deferred_.Promise(); }
+      : PromiseWorker(env, "attune:step"), release_{std::move(loaded)}, trainer_(std::move(trainer)), lr_(lr), max_grad_norm_(max_grad_norm) {}
 
  protected:
-  void Execute() override {
-    status_ = trainer_->optimizer_step(lr_, max_grad_norm_, &grad_norm_);
-    if (!status_.ok()) SetError(status_.message());
-  }
-  void OnOK() override {
-    Napi::Object result = Napi::Object::New(Env());
-    result.Set("gradNorm", grad_norm_);
-    deferred_.Resolve(result);
-  }
-  void OnError(const Napi::Error& error) override {
-    deferred_.Reject(status_error(Env(), status_.ok() ? attune::Status::internal(error.Message()) : status_).Value());
+  attune::Status run() override { return trainer_->optimizer_step(lr_, max_grad_norm_, &grad_norm_); }
+  Napi::Value result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("gradNorm", grad_norm_);
+    return out;
   }
 
  private:
-  Napi::Promise::Deferred deferred_;
   BusyRelease release_;
   std::shared_ptr<Trainer> trainer_;
   double lr_, max_grad_norm_;
-  attune::Status status_;
   float grad_norm_ = 0;
 };
 
@@ -255,22 +234,17 @@ Napi::Value TrainerJs::accumulate(const Napi::CallbackInfo& info) {
   if (info.Length() < 4 || !info[2].IsNumber() || !info[3].IsNumber()) throw argument_error(env, "accumulate(ids, labels, lossScale, sample)");
   std::vector<int32_t> ids = int32s(env, info[0], "ids"), labels = int32s(env, info[1], "labels");
   if (ids.size() != labels.size()) throw argument_error(env, "accumulate: ids and labels differ in length");
-  auto* worker = new AccumulateWorker(env, mark_busy(env, loaded_, "accumulate"), trainer_, std::move(ids), std::move(labels),
-                                      info[2].As<Napi::Number>().FloatValue(), static_cast<uint64_t>(info[3].As<Napi::Number>().Int64Value()));
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  return PromiseWorker::start(new AccumulateWorker(env, mark_busy(env, loaded_, "accumulate"), trainer_, std::move(ids), std::move(labels),
+                                                   info[2].As<Napi::Number>().FloatValue(),
+                                                   static_cast<uint64_t>(info[3].As<Napi::Number>().Int64Value())));
 }
 
 Napi::Value TrainerJs::step(const Napi::CallbackInfo& info) {
   // step(lr, maxGradNorm): Promise<{gradNorm}>
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) throw argument_error(env, "step(lr, maxGradNorm)");
-  auto* worker = new StepWorker(env, mark_busy(env, loaded_, "step"), trainer_, info[0].As<Napi::Number>().DoubleValue(),
-                                info[1].As<Napi::Number>().DoubleValue());
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  return PromiseWorker::start(new StepWorker(env, mark_busy(env, loaded_, "step"), trainer_, info[0].As<Napi::Number>().DoubleValue(),
+                                             info[1].As<Napi::Number>().DoubleValue()));
 }
 
 Napi::Value create_trainer_js(const Napi::CallbackInfo& info) {
