@@ -7,6 +7,7 @@
 #include "bindings.h"
 #include "cancel_token.h"
 #include "model_js.h"
+#include "quantize_js.h"
 #include "trainer_js.h"
 
 namespace {
@@ -24,6 +25,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("createTrainer", Napi::Function::New(env, create_trainer_js, "createTrainer"));
   exports.Set("systemInfo", Napi::Function::New(env, system_info_js, "systemInfo"));
   exports.Set("cpuBenchmark", Napi::Function::New(env, cpu_benchmark_js, "cpuBenchmark"));
+  exports.Set("quantizeModel", Napi::Function::New(env, quantize_model_js, "quantizeModel"));
   return exports;
 }
 

@@ -9,12 +9,13 @@ import { checkDataCommand } from './commands/check-data'
 import { evalCommand } from './commands/eval'
 import { generateCommand } from './commands/generate'
 import { infoCommand } from './commands/info'
+import { quantizeCommand } from './commands/quantize'
 import { runsCommand } from './commands/runs'
 import { serveCommand } from './commands/serve'
 import { trainCommand } from './commands/train'
 import { UserError } from './user-error'
 
-const commands: Command[] = [infoCommand, checkDataCommand, trainCommand, generateCommand, evalCommand, runsCommand, serveCommand]
+const commands: Command[] = [infoCommand, checkDataCommand, trainCommand, generateCommand, evalCommand, quantizeCommand, runsCommand, serveCommand]
 
 /** Flags every command accepts (cli.md). */
 const commonOptions: OptionSpec = {

@@ -123,6 +123,26 @@ export interface NativeTrainer {
   step(lr: number, maxGradNorm: number): Promise<{ gradNorm: number }>
 }
 
+/** quantizeModel's options (validated in JS first: src-main/engine/quantize-protocol.ts). */
+export interface NativeQuantizeOptions {
+  blocksize: number
+  doubleQuant: boolean
+  maxShardBytes: number
+  threads: number
+}
+
+/** What quantizeModel wrote into its folder. */
+export interface NativeQuantizeResult {
+  /** model.safetensors, or the shards and model.safetensors.index.json (last). */
+  files: string[]
+  sourceTensors: number
+  quantizedWeights: number
+  tensorsWritten: number
+  totalSize: number
+  /** The quantized weights' dtype: "bfloat16", "float16" or "float32". */
+  weightDtype: string
+}
+
 /** The addon's exports. Every function runs its work off the JS thread and returns a Promise. */
 export interface EngineAddon {
   CancelToken: new () => NativeCancelToken
@@ -138,6 +158,17 @@ export interface EngineAddon {
     onProgress: (progress: CpuBenchmarkProgress) => void,
     cancel: NativeCancelToken,
   ): Promise<CpuBenchmarkResult>
+  /**
+   * Writes the safetensors file(s) of a bitsandbytes NF4 checkpoint of the model in `srcDir` into
+   * the existing folder `destDir` (native/src/quant/quantize_model.h); leaves nothing there on failure.
+   */
+  quantizeModel(
+    srcDir: string,
+    destDir: string,
+    options: NativeQuantizeOptions,
+    onProgress: (progress: { done: number; total: number; tensor: string }) => void,
+    cancel: NativeCancelToken,
+  ): Promise<NativeQuantizeResult>
 }
 
 /** Where scripts/build-native.mjs puts the addon, relative to the project root. */

@@ -5,6 +5,7 @@ import { z } from 'zod'
 import { ApiErrorShape } from '../contract/errors'
 import { SystemInfo } from '../contract/system'
 import { formatChoices } from '../domain/dataset/types'
+import { QuantizeParams, QuantizeProgress, QuantizeResult } from './quantize-protocol'
 
 export const CpuBenchmarkParams = z.strictObject({
   /** How long to measure; the benchmark checks for cancellation several times a second. */
@@ -130,6 +131,7 @@ export const engineMethods = {
   generate: { params: GenerateParams, progress: GenerateProgress, result: GenerateResult },
   evaluate: { params: EvaluateParams, progress: EvaluateProgress, result: EvaluateResult },
   train: { params: TrainParams, progress: TrainProgress, result: TrainResult },
+  quantize: { params: QuantizeParams, progress: QuantizeProgress, result: QuantizeResult },
 } as const
 
 export type EngineMethod = keyof typeof engineMethods

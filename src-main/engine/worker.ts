@@ -5,6 +5,7 @@ import { ApiError } from '../contract/errors'
 import { loadAddon, type EngineAddon, type NativeCancelToken } from './addon'
 import { evaluate } from './tasks/evaluate'
 import { generate } from './tasks/generate'
+import { quantize } from './tasks/quantize'
 import { train } from './tasks/train'
 import {
   engineMethods,
@@ -31,6 +32,7 @@ const handlers: { [M in EngineMethod]: Handler<M> } = {
   generate,
   evaluate,
   train,
+  quantize,
 }
 
 interface ParentChannel {

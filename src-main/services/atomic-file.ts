@@ -137,6 +137,58 @@ export async function writeFilesAtomic(dir: string, files: Record<string, FileDa
   })
 }
 
+/** Writes one file into the folder being filled (see fillFolderAtomic), synced. */
+export type FolderFileWriter = (relative: string, data: FileData) => Promise<void>
+
+/**
+ * writeFilesAtomic for a folder whose content is produced along the way, some of it by another
+ * writer (the native engine streaming gigabytes of weights): `fill` gets the temporary sibling
+ * folder and a writer for files of its own, and may write anything into the folder, each file
+ * synced by whoever writes it. When `fill` resolves, the folder is synced and swapped in as
+ * writeFilesAtomic does; when it throws (or the swap fails), the temporary folder is removed and
+ * the target left as it was. Resolves with what `fill` resolved with.
+ */
+export async function fillFolderAtomic<T>(
+  dir: string,
+  fill: (tempDir: string, writeFile: FolderFileWriter) => Promise<T>,
+  options: AtomicWriteOptions = {},
+): Promise<T> {
+  const target = resolve(dir)
+  const parent = dirname(target)
+  const name = basename(target)
+  await ensureFolder(parent, options)
+  return serialised(target, async () => {
+    await cleanLeftoversOf(parent, name)
+    const temp = join(parent, leftoverName(name, 'tmp'))
+    activePaths.add(temp)
+    try {
+      await mkdir(temp)
+      const folders = new Set<string>([temp])
+      const writeFile: FolderFileWriter = async (relative, data) => {
+        const file = join(temp, checkRelativePath(relative))
+        const folder = dirname(file)
+        if (!folders.has(folder)) {
+          await mkdir(folder, { recursive: true })
+          for (let f = folder; f !== temp && !folders.has(f); f = dirname(f)) folders.add(f)
+        }
+        await writeNewFile(file, toBytes(data), options)
+      }
+      const value = await fill(temp, writeFile)
+      if (options.fsync !== false) {
+        for (const folder of [...folders].sort((a, b) => b.length - a.length)) await fsyncFolder(folder)
+      }
+      await swapFolderIn(temp, target, parent, name)
+      if (options.fsync !== false) await fsyncFolder(parent)
+      return value
+    } catch (error) {
+      await rm(temp, { recursive: true, force: true }).catch(() => undefined)
+      throw error
+    } finally {
+      activePaths.delete(temp)
+    }
+  })
+}
+
 /**
  * Cleans the stale leftovers of interrupted writes in `folder` (all targets): removes temporary
  * copies, and puts a set-aside previous folder back where its target is missing (removing it
