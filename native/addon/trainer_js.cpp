@@ -115,6 +115,7 @@ Napi::Function TrainerJs::define_class(Napi::Env env) {
                          InstanceMethod<&TrainerJs::set_optimizer_state>("setOptimizerState"),
                          InstanceMethod<&TrainerJs::accumulate>("accumulate"),
                          InstanceMethod<&TrainerJs::step>("step"),
+                         InstanceMethod<&TrainerJs::memory_plan>("memoryPlan"),
                      });
 }
 
@@ -245,6 +246,24 @@ Napi::Value TrainerJs::step(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) throw argument_error(env, "step(lr, maxGradNorm)");
   return PromiseWorker::start(new StepWorker(env, mark_busy(env, loaded_, "step"), trainer_, info[0].As<Napi::Number>().DoubleValue(),
                                              info[1].As<Napi::Number>().DoubleValue()));
+}
+
+Napi::Value TrainerJs::memory_plan(const Napi::CallbackInfo& info) {
+  // memoryPlan(seqLen): {weights, adapters, gradients, optimizer, activations, workspace, total} in bytes
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().Int64Value() < 1) {
+    throw argument_error(env, "memoryPlan(seqLen): seqLen must be a positive number");
+  }
+  const attune::train::MemoryPlan p = trainer_->plan(info[0].As<Napi::Number>().Int64Value());
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("weights", static_cast<double>(p.weights));
+  out.Set("adapters", static_cast<double>(p.adapters));
+  out.Set("gradients", static_cast<double>(p.gradients));
+  out.Set("optimizer", static_cast<double>(p.optimizer));
+  out.Set("activations", static_cast<double>(p.activations));
+  out.Set("workspace", static_cast<double>(p.workspace));
+  out.Set("total", static_cast<double>(p.total));
+  return out;
 }
 
 Napi::Value create_trainer_js(const Napi::CallbackInfo& info) {

@@ -24,6 +24,7 @@ class TrainerJs : public Napi::ObjectWrap<TrainerJs> {
   void set_optimizer_state(const Napi::CallbackInfo& info);
   Napi::Value accumulate(const Napi::CallbackInfo& info);
   Napi::Value step(const Napi::CallbackInfo& info);
+  Napi::Value memory_plan(const Napi::CallbackInfo& info);
 
   std::shared_ptr<LoadedModel> loaded_;  // keeps the frozen weights alive
   std::shared_ptr<attune::train::Trainer> trainer_;

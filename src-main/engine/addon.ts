@@ -121,6 +121,18 @@ export interface NativeTrainer {
   accumulate(ids: Int32Array, labels: Int32Array, lossScale: number, sample: number): Promise<{ lossSum: number; targets: number }>
   /** Clips (maxGradNorm > 0), applies AdamW at lr, clears the gradients. */
   step(lr: number, maxGradNorm: number): Promise<{ gradNorm: number }>
+  /** The bytes training sequences of seqLen tokens take, by part (native/src/train/memory_plan.h). */
+  memoryPlan(seqLen: number): NativeMemoryPlan
+}
+
+export interface NativeMemoryPlan {
+  weights: number
+  adapters: number
+  gradients: number
+  optimizer: number
+  activations: number
+  workspace: number
+  total: number
 }
 
 /** quantizeModel's options (validated in JS first: src-main/engine/quantize-protocol.ts). */

@@ -97,7 +97,10 @@ export const TrainParams = z.strictObject({
   dataFile: z.string().min(1),
   format: z.enum(formatChoices).default('auto'),
   outDir: z.string().min(1),
-  /** cli.md's training options (domain/training/config.ts validates them in the worker). */
+  /**
+   * cli.md's training options (domain/training/config.ts validates them in the worker), plus
+   * `dryRun: true`: plan the memory after reading the data and creating the trainer, train nothing.
+   */
   options: z.record(z.string(), z.unknown()),
 })
 export const TrainProgress = z.object({
@@ -116,12 +119,26 @@ export const TrainProgress = z.object({
   evalLoss: z.number().optional(),
 })
 export type TrainProgress = z.infer<typeof TrainProgress>
+/** Bytes a training run takes on the CPU backend, by part (native/src/train/memory_plan.h). */
+export const TrainMemoryPlan = z.object({
+  weights: z.number().nonnegative(),
+  adapters: z.number().nonnegative(),
+  gradients: z.number().nonnegative(),
+  optimizer: z.number().nonnegative(),
+  activations: z.number().nonnegative(),
+  workspace: z.number().nonnegative(),
+  total: z.number().nonnegative(),
+  /** The sequence length planned for: the longest encoded example. */
+  seqLen: z.number().int().nonnegative(),
+})
 export const TrainResult = z.object({
   outDir: z.string(),
   steps: z.number().int().nonnegative(),
   records: z.number().int().nonnegative(),
   finalLoss: z.number().nullable(),
   tokens: z.number().int().nonnegative(),
+  /** options.dryRun: the memory plan, and nothing trained or written. */
+  memoryPlan: TrainMemoryPlan.optional(),
 })
 
 /** Every engine method: its params, the progress it reports while running, and its result. */

@@ -36,6 +36,8 @@ class SafetensorsFile {
   const TensorView* find(std::string_view name) const;
   // "__metadata__", in header order.
   const std::vector<std::pair<std::string, std::string>>& metadata() const { return metadata_; }
+  // Bytes mapped from the file (0 when parsed from the caller's bytes).
+  size_t mapped_bytes() const { return file_.size(); }
   // The path, or the `source` given to parse().
   const std::string& source() const { return source_; }
 

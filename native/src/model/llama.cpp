@@ -263,6 +263,18 @@ Status LlamaModel::forward(const int32_t* ids, int64_t T, KvCache& cache, Forwar
   return {};
 }
 
+int64_t LlamaModel::weight_file_bytes() const {
+  int64_t n = 0;
+  for (const SafetensorsFile& file : weights_.files()) n += static_cast<int64_t>(file.mapped_bytes());
+  return n;
+}
+
+int64_t LlamaModel::dequantized_bytes() const {
+  int64_t n = 0;
+  for (const std::vector<float>& values : dequantized_) n += static_cast<int64_t>(values.capacity() * sizeof(float));
+  return n;
+}
+
 const LinearWeight& LlamaModel::linear(int64_t layer, Module module) const {
   const DecoderLayer& l = layers_[static_cast<size_t>(layer)];
   const LinearWeight* weights[kModuleCount] = {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down};

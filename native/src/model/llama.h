@@ -89,6 +89,9 @@ class LlamaModel {
 
   // Whether the decoder's linear weights are NF4-dequantized values (a 4-bit base).
   bool nf4_base() const { return nf4_base_; }
+  // Bytes of the memory-mapped safetensors files, and of a 4-bit base's fp32 dequantized linears.
+  int64_t weight_file_bytes() const;
+  int64_t dequantized_bytes() const;
 
   // The frozen weights, for training adapters on them (train/trainer.h).
   const std::vector<DecoderLayer>& layers() const { return layers_; }

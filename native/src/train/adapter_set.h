@@ -59,6 +59,7 @@ class AdapterSet {
   float scaling() const { return scaling_; }
   std::vector<Parameter>& parameters() { return parameters_; }
   const std::vector<Parameter>& parameters() const { return parameters_; }
+  const std::vector<ModuleAdapter>& modules() const { return adapters_; }
   // The adapter of (layer, module), or null when that module is not targeted.
   ModuleAdapter* find(int64_t layer, Module module);
 

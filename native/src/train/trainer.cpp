@@ -14,11 +14,18 @@ namespace attune::train {
 
 namespace {
 
-constexpr int64_t kLogitRows = 64;  // positions per lm_head chunk: never [T, vocab] at once
-
 float* sized(std::vector<float>& buffer, int64_t n) {
-  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
+  if (static_cast<int64_t>(buffer.size()) < n) {
+    buffer.reserve(static_cast<size_t>(n));  // exactly n: what memory_plan.cpp counts
+    buffer.resize(static_cast<size_t>(n));
+  }
   return buffer.data();
+}
+
+// The bytes a buffer holds (its capacity).
+template <typename T>
+int64_t bytes(const std::vector<T>& v) {
+  return static_cast<int64_t>(v.capacity() * sizeof(T));
 }
 
 // A dropout stream per (sequence, layer, module), so a recomputed forward and the backward see
@@ -43,6 +50,28 @@ Trainer::Trainer(LlamaModel& model, AdapterSet adapters, unsigned threads, const
     : model_(model), adapters_(std::move(adapters)), pool_(std::max(1u, threads)), options_(options), optimizer_(options.adamw) {
   for (const Parameter& p : adapters_.parameters()) optimizer_.add_param(static_cast<int64_t>(p.value.size()));
   adapters_.refresh_weight_norms(pool_, model_);
+}
+
+MemoryPlan Trainer::allocated() const {
+  MemoryPlan p;
+  p.weights = model_.weight_file_bytes() + model_.dequantized_bytes();
+  for (const Parameter& param : adapters_.parameters()) {
+    p.adapters += bytes(param.value);
+    p.gradients += bytes(param.grad);
+  }
+  for (const ModuleAdapter& a : adapters_.modules()) p.adapters += bytes(a.frozen_norm_sq) + bytes(a.weight_norm);
+  for (size_t i = 0; i < optimizer_.num_params(); ++i) {
+    p.optimizer += bytes(optimizer_.state(i).exp_avg) + bytes(optimizer_.state(i).exp_avg_sq);
+  }
+  p.activations = peak_activations_;
+  p.workspace = peak_workspace_;
+  p.total = p.weights + p.adapters + p.gradients + p.optimizer + p.activations + p.workspace;
+  return p;
+}
+
+MemoryPlan Trainer::plan(int64_t seq_len) const {
+  return plan_training_memory(model_.config(), adapters_.options(), seq_len, options_.gradient_checkpointing, model_.nf4_base(),
+                              model_.weight_file_bytes());
 }
 
 Status Trainer::optimizer_step(double lr, double max_grad_norm, float* grad_norm) {
@@ -193,6 +222,9 @@ void Trainer::backward_layer(int64_t l, Layer& s, int64_t T, uint64_t sample, fl
   linear.backward(l, Module::kK, dk.data(), s.n1.data(), T, dn.data(), true, s.u[1], s.inner[1]);
   linear.backward(l, Module::kV, dv.data(), s.n1.data(), T, dn.data(), true, s.u[2], s.inner[2]);
   cpu::rmsnorm_backward(pool_, dn.data(), s.x_in.data(), w.input_norm.data(), s.rstd1.data(), T, H, dx, true);
+  int64_t held = 0;
+  for (const std::vector<float>* b : {&mask, &scratch, &d_act, &dgate, &dup, &dn, &dattn, &dq, &dk, &dv}) held += bytes(*b);
+  backward_scratch_ = std::max(backward_scratch_, held);
 }
 
 Status Trainer::accumulate(const int32_t* ids, const int32_t* labels, int64_t T, float loss_scale, uint64_t sample,
@@ -242,11 +274,28 @@ Status Trainer::accumulate(const int32_t* ids, const int32_t* labels, int64_t T,
 
   // Backward through the layers, recomputing each one's activations when checkpointing.
   std::vector<float> recomputed(static_cast<size_t>(T * H));
+  backward_scratch_ = 0;
   for (int64_t l = L - 1; l >= 0; --l) {
     Layer& acts = saved[options_.gradient_checkpointing ? 0 : static_cast<size_t>(l)];
     if (options_.gradient_checkpointing) forward_layer(l, inputs[static_cast<size_t>(l)].data(), T, sample, acts, recomputed.data());
     backward_layer(l, acts, T, sample, dx.data());
   }
+
+  // What this sequence held at its peak (the backward of a layer): for allocated().
+  int64_t activations = 0;
+  for (const std::vector<float>& input : inputs) activations += bytes(input);
+  for (const Layer& layer : saved) {
+    for (const std::vector<float>* b : {&layer.x_in, &layer.n1, &layer.rstd1, &layer.q_pre, &layer.k_pre, &layer.rstd_q, &layer.rstd_k,
+                                        &layer.q, &layer.k, &layer.v, &layer.attn, &layer.lse, &layer.x_mid, &layer.n2, &layer.rstd2,
+                                        &layer.gate, &layer.up, &layer.act}) {
+      activations += bytes(*b);
+    }
+    for (size_t m = 0; m < layer.u.size(); ++m) activations += bytes(layer.u[m]) + bytes(layer.inner[m]);
+  }
+  const int64_t workspace = bytes(hidden) + bytes(rstd) + bytes(dhidden) + bytes(logits) + bytes(dx) + bytes(recomputed) +
+                            bytes(shifted) + bytes(positions_) + backward_scratch_;
+  peak_activations_ = std::max(peak_activations_, activations);
+  peak_workspace_ = std::max(peak_workspace_, workspace);
   return {};
 }
 

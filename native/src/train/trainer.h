@@ -11,6 +11,7 @@
 #include "model/llama.h"
 #include "train/adamw.h"
 #include "train/adapter_set.h"
+#include "train/memory_plan.h"
 
 namespace attune::train {
 
@@ -44,6 +45,13 @@ class Trainer {
 
   AdamW& optimizer() { return optimizer_; }
 
+  // What this trainer holds, by part, as memory_plan.h counts it: the model's weights, the
+  // adapters, their gradients and AdamW moments (capacities of their buffers), and the
+  // per-sequence activations and workspace at their peak over the accumulate() calls so far.
+  MemoryPlan allocated() const;
+  // plan_training_memory() for this trainer's model and settings at `seq_len` tokens.
+  MemoryPlan plan(int64_t seq_len) const;
+
  private:
   struct Layer;  // one decoder layer's saved activations
   void forward_layer(int64_t l, const float* x_in, int64_t T, uint64_t sample, Layer& acts, float* x_out);
@@ -55,6 +63,8 @@ class Trainer {
   TrainerOptions options_;
   AdamW optimizer_;
   std::vector<int32_t> positions_;
+  int64_t peak_activations_ = 0, peak_workspace_ = 0;  // bytes, measured in accumulate()
+  int64_t backward_scratch_ = 0;                         // bytes backward_layer's locals held, this sequence
 };
 
 }  // namespace attune::train

@@ -38,6 +38,7 @@ const options: OptionSpec = {
   out: { type: 'string' },
   format: { type: 'string', default: 'auto' },
   'no-shuffle': { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
   ...Object.fromEntries(Object.entries(trainingFlags).map(([flag, { type }]) => [flag, { type }])),
 }
 
@@ -75,11 +76,23 @@ function modelFingerprint(dir: string): string {
   return hash.digest('hex')
 }
 
+/** 1536 → "1.5 KiB". */
+function humanBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit += 1
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`
+}
+
 export const trainCommand: Command = {
   name: 'train',
   summary: 'Train a LoRA, DoRA, QLoRA or QDoRA adapter on a dataset',
   usage:
-    'attune train --model <dir> --data <file> --method lora|dora|qlora|qdora --out <dir> [--rank 16 --alpha 32 --dropout 0.05 --targets all-linear --rslora] [--lr 2e-4 --lr-schedule cosine --warmup-steps 0 --weight-decay 0 --max-grad-norm 1.0] [--epochs 1 | --steps N] [--batch-size 1 --grad-accum 1 --seq-len 2048 --seed 42 --no-shuffle] [--init-adapter DIR] [--checkpoint-every N] [--resume]',
+    'attune train --model <dir> --data <file> --method lora|dora|qlora|qdora --out <dir> [--rank 16 --alpha 32 --dropout 0.05 --targets all-linear --rslora] [--lr 2e-4 --lr-schedule cosine --warmup-steps 0 --weight-decay 0 --max-grad-norm 1.0] [--epochs 1 | --steps N] [--batch-size 1 --grad-accum 1 --seq-len 2048 --seed 42 --no-shuffle] [--init-adapter DIR] [--checkpoint-every N] [--resume] [--dry-run]',
   options,
   async run(context) {
     const modelDir = resolve(requireString(context.options, 'model'))
@@ -94,6 +107,24 @@ export const trainCommand: Command = {
     if (context.options['no-shuffle'] === true) trainingOptions.shuffle = false
     if (typeof trainingOptions.initAdapter === 'string') trainingOptions.initAdapter = resolve(trainingOptions.initAdapter)
     if (trainingOptions.method === undefined) throw new UserError('--method is required: lora, dora, qlora or qdora.')
+
+    if (context.options['dry-run'] === true) {
+      // The memory plan only: no run in the database, nothing trained or written.
+      const { engine } = context.services()
+      const result = await whileInterruptible((signal) =>
+        engine.call('train', { modelDir, dataFile, format, outDir, options: { ...trainingOptions, dryRun: true } }, { signal }),
+      )
+      const plan = result.memoryPlan
+      if (!plan) throw new ApiError('INTERNAL', 'The engine returned no memory plan for --dry-run')
+      if (context.json) {
+        context.out(JSON.stringify({ dryRun: true, records: result.records, steps: result.steps, memoryPlan: plan }))
+        return
+      }
+      const parts = ['weights', 'adapters', 'gradients', 'optimizer', 'activations', 'workspace', 'total'] as const
+      context.out(`Memory plan for ${result.records} records, sequences of up to ${plan.seqLen} tokens (${result.steps} steps):`)
+      for (const part of parts) context.out(`${part.padEnd(12)} ${humanBytes(plan[part]).padStart(10)}`)
+      return
+    }
 
     let dataHash: string
     let modelHash: string

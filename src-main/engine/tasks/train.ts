@@ -103,7 +103,9 @@ export async function train(
   onProgress: (progress: ProgressOf<'train'>) => void,
   cancel: NativeCancelToken,
 ): Promise<ResultOf<'train'>> {
-  const parsedConfig = TrainingConfig.safeParse(params.options)
+  // dryRun is the engine's, not a training option: the strict config schema never sees it.
+  const { dryRun, ...trainingOptions } = params.options
+  const parsedConfig = TrainingConfig.safeParse(trainingOptions)
   if (!parsedConfig.success) throw new ApiError('USER_ERROR', parsedConfig.error.issues.map((issue) => issue.message).join('; '))
   const config = parsedConfig.data
   onProgress({ phase: 'loading', step: 0, totalSteps: 0 })
@@ -137,6 +139,11 @@ export async function train(
     weightDecay: config.weightDecay,
   })
   if (init) for (const t of init.tensors) trainer.setParameter(adapterTensorName(t.layer, t.module, t.kind), t.shape, t.data)
+  if (dryRun === true) {
+    // The plan at the longest sequence the run would train on; nothing is trained or written.
+    const seqLen = Math.max(2, ...examples.map((example) => example.tokens))
+    return { outDir: params.outDir, steps: plan.totalSteps, records: examples.length, finalLoss: null, tokens: 0, memoryPlan: { ...trainer.memoryPlan(seqLen), seqLen } }
+  }
 
   // What must not change between a run and its resume (the --resume flag itself may).
   const settings: Record<string, unknown> = { ...config, resume: undefined, modelDir: loaded.dir, dataFile: params.dataFile, format: params.format, adapter }
