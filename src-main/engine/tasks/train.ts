@@ -88,6 +88,20 @@ async function evaluateWith(
   }
 }
 
+/**
+ * Runs a write into the output folder; a full disk becomes a plain error that says what was kept
+ * (the writes are atomic: the previous checkpoint and files are intact) and how to go on.
+ */
+async function diskFullExplained(outDir: string, what: string, write: () => Promise<void>): Promise<void> {
+  try {
+    await write()
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') throw error
+    throw new ApiError('USER_ERROR', `The disk holding ${outDir} is full, so ${what} could not be saved; earlier checkpoints are intact. Free some space and run the same command with --resume.`)
+  }
+}
+
 /** The trained tensors as an adapter folder's content. */
 function adapterTensors(trainer: NativeTrainer): AdapterTensor[] {
   return trainer.parameters().map((p) => {
@@ -202,8 +216,11 @@ export async function train(
     }
     const evalEvery = config.checkpointEvery ?? plan.stepsPerEpoch
     const evalLoss = evalExamples && (step % evalEvery === 0 || step === plan.totalSteps) ? await evaluateWith(loaded.native, trainer, { rank: adapter.rank, scaling: adapterScaling({ r: adapter.rank, lora_alpha: adapter.alpha, use_rslora: adapter.rslora }), dora: adapter.dora }, evalExamples, cancel) : undefined
-    appendFileSync(metricsFile, JSON.stringify(evalLoss === undefined ? metrics : { ...metrics, eval_loss: evalLoss }) + '\n')
-    if (config.checkpointEvery && step % config.checkpointEvery === 0 && step < plan.totalSteps) await saveCheckpoint(params.outDir, step, settings, trainer)
+    const line = JSON.stringify(evalLoss === undefined ? metrics : { ...metrics, eval_loss: evalLoss }) + '\n'
+    await diskFullExplained(params.outDir, 'the metrics', async () => appendFileSync(metricsFile, line))
+    if (config.checkpointEvery && step % config.checkpointEvery === 0 && step < plan.totalSteps) {
+      await diskFullExplained(params.outDir, `checkpoint ${step}`, () => saveCheckpoint(params.outDir, step, settings, trainer))
+    }
     onProgress({
       phase: 'training',
       step,
@@ -220,13 +237,15 @@ export async function train(
   }
 
   onProgress({ phase: 'saving', step: plan.totalSteps, totalSteps: plan.totalSteps })
-  await writeAdapterFiles(
-    params.outDir,
-    {
-      config: makeAdapterConfig({ ...adapter, useDora: adapter.dora, useRslora: adapter.rslora, dropout: config.dropout, baseModel: loaded.dir }),
-      tensors: adapterTensors(trainer),
-    },
-    shape,
+  await diskFullExplained(params.outDir, 'the adapter', () =>
+    writeAdapterFiles(
+      params.outDir,
+      {
+        config: makeAdapterConfig({ ...adapter, useDora: adapter.dora, useRslora: adapter.rslora, dropout: config.dropout, baseModel: loaded.dir }),
+        tensors: adapterTensors(trainer),
+      },
+      shape,
+    ),
   )
   return { outDir: params.outDir, steps: plan.totalSteps, records: examples.length, finalLoss: lastLoss, tokens: tokensSeen }
 }
