@@ -84,27 +84,36 @@ bool initial_adapters(const std::string& name, Case& c, attune::cpu::ThreadPool&
   return set == out->parameters().size() && set == init.tensors().size();
 }
 
-// Runs the first optimizer step's micro-batches; returns the step's loss.
-double first_step(Case& c, attune::train::Trainer& trainer) {
+// Runs micro-batches [first, first + grad_accum) of a case, adding their gradients to the
+// trainer's; returns the step's loss (Σ cross-entropy / the step's targets) and its targets.
+double accumulate_step(Case& c, attune::train::Trainer& trainer, size_t first, uint64_t* sample, int64_t* targets) {
   const int64_t accum = c.spec.find("grad_accum")->as_integer();
   const auto& micro = c.batches.find("micro_batches")->as_array();
-  int64_t targets = 0;
-  for (int64_t i = 0; i < accum; ++i) targets += micro[static_cast<size_t>(i)].find("targets")->as_integer();
+  *targets = 0;
+  for (int64_t i = 0; i < accum; ++i) *targets += micro[first + static_cast<size_t>(i)].find("targets")->as_integer();
   double loss = 0;
-  uint64_t sample = 0;
   for (int64_t i = 0; i < accum; ++i) {
-    const Value& batch = micro[static_cast<size_t>(i)];
+    const Value& batch = micro[first + static_cast<size_t>(i)];
     const auto& ids = batch.find("input_ids")->as_array();
     const auto& labels = batch.find("labels")->as_array();
     for (size_t row = 0; row < ids.size(); ++row) {
       const std::vector<int32_t> x = ints(ids[row]), y = ints(labels[row]);
       double sum = 0;
       int64_t count = 0;
-      CHECK(trainer.accumulate(x.data(), y.data(), static_cast<int64_t>(x.size()), 1.0f / static_cast<float>(targets), sample++, &sum, &count).ok());
+      CHECK(trainer.accumulate(x.data(), y.data(), static_cast<int64_t>(x.size()), 1.0f / static_cast<float>(*targets), (*sample)++,
+                               &sum, &count)
+                .ok());
       loss += sum;
     }
   }
-  return loss / static_cast<double>(targets);
+  return loss / static_cast<double>(*targets);
+}
+
+// The first optimizer step's loss (its gradients stay in the trainer).
+double first_step(Case& c, attune::train::Trainer& trainer) {
+  uint64_t sample = 0;
+  int64_t targets = 0;
+  return accumulate_step(c, trainer, 0, &sample, &targets);
 }
 
 // max |a − b| / max |b| over a tensor: a normalised error that does not blow up near zero.
@@ -115,6 +124,20 @@ double normalised_error(const std::vector<float>& a, const float* b) {
     scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
   }
   return diff / scale;
+}
+
+// The worst normalised error of the trainer's parameters (or their gradients) against the
+// same-named tensors of a safetensors file; every parameter must be in the file.
+double worst_error(const attune::train::Trainer& trainer, const std::string& file, bool gradients) {
+  attune::SafetensorsFile ref;
+  CHECK(attune::SafetensorsFile::open(file, &ref).ok());
+  double worst = 0;
+  for (const attune::train::Parameter& p : trainer.adapters().parameters()) {
+    const attune::TensorView* t = ref.find(p.name);
+    CHECK(t != nullptr);
+    if (t) worst = std::max(worst, normalised_error(gradients ? p.grad : p.value, reinterpret_cast<const float*>(t->data)));
+  }
+  return worst;
 }
 
 void check_first_step(const std::string& name) {
@@ -130,14 +153,7 @@ void check_first_step(const std::string& name) {
   std::printf("  %-14s step-1 loss %.7f (peft %.7f)\n", name.c_str(), loss, expected);
   CHECK(std::fabs(loss - expected) <= 1e-4 * std::fabs(expected));
 
-  attune::SafetensorsFile grads;
-  CHECK(attune::SafetensorsFile::open(kTraining + name + "/first_step_grads.safetensors", &grads).ok());
-  double worst = 0;
-  for (const attune::train::Parameter& p : trainer.adapters().parameters()) {
-    const attune::TensorView* ref = grads.find(p.name);
-    CHECK(ref != nullptr);
-    if (ref) worst = std::max(worst, normalised_error(p.grad, reinterpret_cast<const float*>(ref->data)));
-  }
+  const double worst = worst_error(trainer, kTraining + name + "/first_step_grads.safetensors", true);
   std::printf("  %-14s worst gradient error %.2e over %zu tensors\n", name.c_str(), worst, trainer.adapters().parameters().size());
   CHECK(worst <= 1e-3);
 }
@@ -186,25 +202,14 @@ void check_trajectory(const std::string& name) {
   options.adamw.weight_decay = c.spec.find("weight_decay")->as_number();
   attune::train::Trainer trainer(*c.model, std::move(adapters), 2, options);
 
-  const int64_t accum = c.spec.find("grad_accum")->as_integer();
-  const auto& micro = c.batches.find("micro_batches")->as_array();
+  const size_t accum = static_cast<size_t>(c.spec.find("grad_accum")->as_integer());
   uint64_t sample = 0;
   size_t next = 0;
   for (const Value& step : c.trajectory.find("steps")->as_array()) {
-    const int64_t targets = step.find("targets")->as_integer();
-    double loss = 0;
-    for (int64_t i = 0; i < accum; ++i, ++next) {
-      const auto& ids = micro[next].find("input_ids")->as_array();
-      const auto& labels = micro[next].find("labels")->as_array();
-      for (size_t row = 0; row < ids.size(); ++row) {
-        const std::vector<int32_t> x = ints(ids[row]), y = ints(labels[row]);
-        double sum = 0;
-        int64_t count = 0;
-        CHECK(trainer.accumulate(x.data(), y.data(), static_cast<int64_t>(x.size()), 1.0f / static_cast<float>(targets), sample++, &sum, &count).ok());
-        loss += sum;
-      }
-    }
-    loss /= static_cast<double>(targets);
+    int64_t targets = 0;
+    const double loss = accumulate_step(c, trainer, next, &sample, &targets);
+    next += accum;
+    CHECK(targets == step.find("targets")->as_integer());
     float grad_norm = 0;
     CHECK(trainer.optimizer_step(step.find("lr")->as_number(), c.spec.find("max_grad_norm")->as_number(), &grad_norm).ok());
     const double want = step.find("loss")->as_number();
@@ -212,14 +217,7 @@ void check_trajectory(const std::string& name) {
     CHECK(std::fabs(grad_norm - step.find("grad_norm")->as_number()) <= 1e-3 * step.find("grad_norm")->as_number());
   }
 
-  attune::SafetensorsFile final_adapter;
-  CHECK(attune::SafetensorsFile::open(kTraining + name + "/final_adapter/adapter_model.safetensors", &final_adapter).ok());
-  double worst = 0;
-  for (const attune::train::Parameter& p : trainer.adapters().parameters()) {
-    const attune::TensorView* ref = final_adapter.find(p.name);
-    CHECK(ref != nullptr);
-    if (ref) worst = std::max(worst, normalised_error(p.value, reinterpret_cast<const float*>(ref->data)));
-  }
+  const double worst = worst_error(trainer, kTraining + name + "/final_adapter/adapter_model.safetensors", false);
   std::printf("  %-14s final adapter worst error %.2e\n", name.c_str(), worst);
   CHECK(worst <= 1e-3);
 }

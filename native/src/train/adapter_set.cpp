@@ -20,7 +20,6 @@ Parameter make_parameter(std::string name, std::vector<int64_t> shape) {
 }
 }  // namespace
 
-const LinearWeight& module_weight(const LlamaModel& model, int64_t layer, Module module) { return model.linear(layer, module); }
 
 Status AdapterSet::create(LlamaModel& model, const AdapterOptions& options, uint64_t seed, cpu::ThreadPool& pool,
                           AdapterSet* out) {
@@ -39,7 +38,7 @@ Status AdapterSet::create(LlamaModel& model, const AdapterOptions& options, uint
     for (int m = 0; m < kModuleCount; ++m) {
       if (!options.targets[static_cast<size_t>(m)]) continue;
       const Module module = static_cast<Module>(m);
-      const LinearWeight& w = module_weight(model, layer, module);
+      const LinearWeight& w = model.linear(layer, module);
       const std::string prefix = "base_model.model.model.layers." + std::to_string(layer) + "." + module_path(module) + ".";
       ModuleAdapter adapter;
       adapter.layer = layer;
@@ -93,7 +92,7 @@ Status AdapterSet::set_value(const std::string& name, const std::vector<int64_t>
 }
 
 adapter::FrozenLinear AdapterSet::frozen(const LlamaModel& model, const ModuleAdapter& a) const {
-  const LinearWeight& w = module_weight(model, a.layer, a.module);
+  const LinearWeight& w = model.linear(a.layer, a.module);
   return {w.data, w.type, w.bias.empty() ? nullptr : w.bias.data(), w.in, w.out};
 }
 

@@ -80,7 +80,4 @@ class AdapterSet {
   std::vector<ModuleAdapter> adapters_;
 };
 
-// The frozen linear weight of (layer, module) in a loaded model.
-const LinearWeight& module_weight(const LlamaModel& model, int64_t layer, Module module);
-
 }  // namespace attune::train

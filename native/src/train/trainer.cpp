@@ -111,7 +111,7 @@ struct AdaptedLinear {
   }
 
   void forward(int64_t layer, Module module, const float* x, int64_t T, float* y, std::vector<float>& u, std::vector<float>& inner) {
-    const LinearWeight& w = module_weight(model, layer, module);
+    const LinearWeight& w = model.linear(layer, module);
     ModuleAdapter* a = adapters.find(layer, module);
     if (!a) {
       cpu::linear(pool, x, w.data, w.type, w.bias.empty() ? nullptr : w.bias.data(), y, T, w.in, w.out);
@@ -131,7 +131,7 @@ struct AdaptedLinear {
   // dx (=, or += when accumulate) ← dy through the layer; adapter gradients += .
   void backward(int64_t layer, Module module, const float* dy, const float* x, int64_t T, float* dx, bool accumulate,
                 std::vector<float>& u, std::vector<float>& inner) {
-    const LinearWeight& w = module_weight(model, layer, module);
+    const LinearWeight& w = model.linear(layer, module);
     ModuleAdapter* a = adapters.find(layer, module);
     if (!a) {
       cpu::linear_backward_input(pool, dy, w.data, w.type, dx, T, w.in, w.out, accumulate);

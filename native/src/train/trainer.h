@@ -28,6 +28,7 @@ class Trainer {
   Trainer(LlamaModel& model, AdapterSet adapters, unsigned threads, const TrainerOptions& options);
 
   AdapterSet& adapters() { return adapters_; }
+  const AdapterSet& adapters() const { return adapters_; }
   cpu::ThreadPool& pool() { return pool_; }
 
   // Forward and backward of one sequence ids[T] with labels[T] (labels[t] = the id expected at
