@@ -5,22 +5,8 @@ import { describe, expect, it } from 'vitest'
 import { LineSplitter, splitLines } from '../../src-main/domain/dataset/lines'
 import { readDatasetBytes, type DatasetReadResult } from '../../src-main/domain/dataset/read'
 import type { FormatChoice } from '../../src-main/domain/dataset/types'
+import { random, type Random } from './support/random'
 
-/** mulberry32: a small seeded PRNG, so a failure can be replayed. */
-function random(seed: number) {
-  let state = seed >>> 0
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  const int = (n: number) => Math.floor(next() * n)
-  const pick = <T>(items: readonly T[]): T => items[int(items.length)]!
-  return { next, int, pick }
-}
-type Random = ReturnType<typeof random>
 
 const encoder = new TextEncoder()
 const pieces = ['{', '}', '[', ']', '"', '\\', ',', ':', '\n', '\r\n', '\r', ' ', '\t', '""', '\\"', '\ufeff', 'é', '🙂', '\u0000', 'null', 'true', '1e5', '-0']

@@ -11,22 +11,8 @@ import { dtypeBits, dtypes } from '../../src-main/domain/safetensors/dtypes'
 import { SafetensorsError, type SafetensorsErrorCode } from '../../src-main/domain/safetensors/errors'
 import { parseSafetensors, readSafetensorsHeader, type Safetensors } from '../../src-main/domain/safetensors/read'
 import { serializeSafetensors } from '../../src-main/domain/safetensors/write'
+import { random, type Random } from './support/random'
 
-/** mulberry32: a small seeded PRNG, so a failure can be replayed. */
-function random(seed: number) {
-  let state = seed >>> 0
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  const int = (n: number) => Math.floor(next() * n)
-  const pick = <T>(items: readonly T[]): T => items[int(items.length)]!
-  return { next, int, pick }
-}
-type Random = ReturnType<typeof random>
 
 const documented: SafetensorsErrorCode[] = [
   'TOO_SMALL',
