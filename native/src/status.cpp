@@ -8,6 +8,7 @@ const char* status_code_name(StatusCode code) {
     case StatusCode::kInvalidArgument: return "INVALID_ARGUMENT";
     case StatusCode::kCancelled: return "CANCELLED";
     case StatusCode::kInternal: return "INTERNAL";
+    case StatusCode::kOutOfMemory: return "OUT_OF_MEMORY";
   }
   return "INTERNAL";
 }

@@ -15,6 +15,9 @@ struct TestCase {
 std::vector<TestCase>& registry();
 void record_failure(const char* file, int line, const char* expression);
 
+// Runs every registered test, prints one line per test and a summary; 0 when all passed, else 1.
+int run_registered_tests();
+
 struct Registrar {
   Registrar(const char* name, void (*run)()) { registry().push_back({name, run}); }
 };

@@ -20,4 +20,5 @@ TEST(errors_carry_code_name_and_message) {
   CHECK(status.message() == "seconds must be positive");
   CHECK(std::string(attune::status_code_name(Status::cancelled().code())) == "CANCELLED");
   CHECK(std::string(attune::status_code_name(Status::internal("x").code())) == "INTERNAL");
+  CHECK(std::string(attune::status_code_name(Status::out_of_memory("x").code())) == "OUT_OF_MEMORY");
 }

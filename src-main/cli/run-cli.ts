@@ -105,7 +105,7 @@ function reportFailure(error: unknown, err: (text: string) => void): number {
     err(error.message)
     return 1
   }
-  if (error instanceof ApiError && ['USER_ERROR', 'INVALID_REQUEST', 'NOT_FOUND'].includes(error.code)) {
+  if (error instanceof ApiError && ['USER_ERROR', 'INVALID_REQUEST', 'NOT_FOUND', 'OUT_OF_MEMORY'].includes(error.code)) {
     err(error.message)
     return 1
   }

@@ -8,6 +8,7 @@ export const ApiErrorCode = z.enum([
   'ENGINE_UNAVAILABLE', // the engine worker could not be started or died mid-call
   'CANCELLED',
   'USER_ERROR', // bad input from the user: the message says what to do
+  'OUT_OF_MEMORY', // the GPU had too little free memory; the message gives needed and free bytes
   'INTERNAL',
 ])
 export type ApiErrorCode = z.infer<typeof ApiErrorCode>

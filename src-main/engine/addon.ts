@@ -15,7 +15,7 @@ export interface NativeCancelToken {
 }
 
 /** The `code` on errors from the addon (attune::StatusCode names); callbacks' own errors pass through as thrown. */
-export type NativeErrorCode = 'INVALID_ARGUMENT' | 'CANCELLED' | 'INTERNAL'
+export type NativeErrorCode = 'INVALID_ARGUMENT' | 'CANCELLED' | 'INTERNAL' | 'OUT_OF_MEMORY'
 
 export interface NativeModelInfo {
   /** e.g. "LlamaForCausalLM" */

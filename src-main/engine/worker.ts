@@ -65,6 +65,7 @@ function toApiError(error: unknown): ApiError {
   const code = (error as { code?: unknown } | null)?.code
   if (code === 'CANCELLED') return new ApiError('CANCELLED', message)
   if (code === 'INVALID_ARGUMENT') return new ApiError('INVALID_REQUEST', message)
+  if (code === 'OUT_OF_MEMORY') return new ApiError('OUT_OF_MEMORY', message)
   return new ApiError('INTERNAL', message)
 }
 

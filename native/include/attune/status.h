@@ -13,6 +13,7 @@ enum class StatusCode {
   kInvalidArgument,  // the caller passed something the engine cannot work with
   kCancelled,        // the caller's CancelToken was set; the operation stopped between steps
   kInternal,         // a bug or an unexpected failure inside the engine
+  kOutOfMemory,      // a device (GPU) allocation did not fit; the message gives needed and free bytes
 };
 
 // Stable upper-case names ("CANCELLED", ...); the addon puts them on JS errors as `code`.
@@ -24,6 +25,7 @@ class Status {
   static Status invalid_argument(std::string message) { return {StatusCode::kInvalidArgument, std::move(message)}; }
   static Status cancelled() { return {StatusCode::kCancelled, "The operation was cancelled"}; }
   static Status internal(std::string message) { return {StatusCode::kInternal, std::move(message)}; }
+  static Status out_of_memory(std::string message) { return {StatusCode::kOutOfMemory, std::move(message)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

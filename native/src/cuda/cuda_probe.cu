@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "cuda/cublaslt.h"
 #include "cuda/cuda_probe.h"
 
 namespace attune {
@@ -103,7 +104,16 @@ CudaInfo probe_cuda() {
       unusable += (unusable.empty() ? "" : "; ") + problem;
     }
   }
-  if (!info.usable) info.reason = unusable;
+  if (!info.usable) {
+    info.reason = unusable;
+    return info;
+  }
+  // Every matrix product goes through cuBLASLt: without it a GPU is of no use to the engine.
+  std::string missing;
+  if (cuda::load_cublaslt(&missing) == nullptr) {
+    info.usable = false;
+    info.reason = missing;
+  }
   return info;
 }
 
