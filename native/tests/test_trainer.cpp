@@ -4,140 +4,24 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "check.h"
-#include "io/json.h"
 #include "io/safetensors.h"
 #include "model/llama.h"
 #include "train/trainer.h"
+#include "training_case.h"
 
-using attune::json::Value;
+using namespace attune_test;
 
 namespace {
-
-const std::string kTraining = std::string(ATTUNE_GOLDEN_DIR) + "/../training/";
-
-bool read_json(const std::string& path, Value* out) {
-  std::ifstream file(path, std::ios::binary);
-  std::stringstream text;
-  text << file.rdbuf();
-  const attune::Status status = attune::json::parse(text.str(), out);
-  if (!status.ok()) std::fprintf(stderr, "%s: %s\n", path.c_str(), status.message().c_str());
-  return status.ok();
-}
-
-std::vector<int32_t> ints(const Value& array) {
-  std::vector<int32_t> out;
-  for (const Value& v : array.as_array()) out.push_back(static_cast<int32_t>(v.as_integer()));
-  return out;
-}
-
-struct Case {
-  Value spec, batches, trajectory;
-  std::unique_ptr<attune::LlamaModel> model;
-};
-
-bool load_case(const std::string& name, Case* c) {
-  const std::string dir = kTraining + name;
-  if (!read_json(dir + "/case.json", &c->spec) || !read_json(dir + "/batches.json", &c->batches) ||
-      !read_json(dir + "/trajectory.json", &c->trajectory)) {
-    return false;
-  }
-  // QLoRA/QDoRA cases train on the NF4 double-quantized base (bitsandbytes' algorithm).
-  attune::LoadOptions options;
-  options.quantize_nf4 = !c->spec.find("base_quantization")->is_null();
-  const attune::Status status =
-      attune::LlamaModel::load(std::string(ATTUNE_GOLDEN_DIR) + "/" + c->spec.find("base")->as_string(), 2, &c->model, options);
-  if (!status.ok()) std::fprintf(stderr, "%s: %s\n", name.c_str(), status.message().c_str());
-  return status.ok();
-}
-
-attune::train::AdapterOptions options_of(const Value& spec) {
-  attune::train::AdapterOptions o;
-  o.rank = spec.find("r")->as_integer();
-  o.alpha = spec.find("alpha")->as_number();
-  o.rslora = spec.find("use_rslora")->as_bool();
-  o.dora = spec.find("use_dora")->as_bool();
-  o.dropout = static_cast<float>(spec.find("dropout")->as_number());
-  for (const Value& m : spec.find("target_modules")->as_array()) {
-    attune::train::Module module;
-    if (attune::train::module_from_name(m.as_string(), &module)) o.targets[static_cast<size_t>(module)] = true;
-  }
-  return o;
-}
-
-// The adapter set of a case, with the values of its init_adapter.
-bool initial_adapters(const std::string& name, Case& c, attune::cpu::ThreadPool& pool, attune::train::AdapterSet* out) {
-  if (!attune::train::AdapterSet::create(*c.model, options_of(c.spec), 1, pool, out).ok()) return false;
-  attune::SafetensorsFile init;
-  if (!attune::SafetensorsFile::open(kTraining + name + "/init_adapter/adapter_model.safetensors", &init).ok()) return false;
-  size_t set = 0;
-  for (const attune::TensorView& t : init.tensors()) {
-    const attune::Status status = out->set_value(t.name, t.shape, reinterpret_cast<const float*>(t.data));
-    if (!status.ok()) std::fprintf(stderr, "%s\n", status.message().c_str());
-    set += status.ok();
-  }
-  return set == out->parameters().size() && set == init.tensors().size();
-}
-
-// Runs micro-batches [first, first + grad_accum) of a case, adding their gradients to the
-// trainer's; returns the step's loss (Σ cross-entropy / the step's targets) and its targets.
-double accumulate_step(Case& c, attune::train::Trainer& trainer, size_t first, uint64_t* sample, int64_t* targets) {
-  const int64_t accum = c.spec.find("grad_accum")->as_integer();
-  const auto& micro = c.batches.find("micro_batches")->as_array();
-  *targets = 0;
-  for (int64_t i = 0; i < accum; ++i) *targets += micro[first + static_cast<size_t>(i)].find("targets")->as_integer();
-  double loss = 0;
-  for (int64_t i = 0; i < accum; ++i) {
-    const Value& batch = micro[first + static_cast<size_t>(i)];
-    const auto& ids = batch.find("input_ids")->as_array();
-    const auto& labels = batch.find("labels")->as_array();
-    for (size_t row = 0; row < ids.size(); ++row) {
-      const std::vector<int32_t> x = ints(ids[row]), y = ints(labels[row]);
-      double sum = 0;
-      int64_t count = 0;
-      CHECK(trainer.accumulate(x.data(), y.data(), static_cast<int64_t>(x.size()), 1.0f / static_cast<float>(*targets), (*sample)++,
-                               &sum, &count)
-                .ok());
-      loss += sum;
-    }
-  }
-  return loss / static_cast<double>(*targets);
-}
 
 // The first optimizer step's loss (its gradients stay in the trainer).
 double first_step(Case& c, attune::train::Trainer& trainer) {
   uint64_t sample = 0;
   int64_t targets = 0;
   return accumulate_step(c, trainer, 0, &sample, &targets);
-}
-
-// max |a − b| / max |b| over a tensor: a normalised error that does not blow up near zero.
-double normalised_error(const std::vector<float>& a, const float* b) {
-  double diff = 0, scale = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, static_cast<double>(std::fabs(a[i] - b[i])));
-    scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
-  }
-  return diff / scale;
-}
-
-// The worst normalised error of the trainer's parameters (or their gradients) against the
-// same-named tensors of a safetensors file; every parameter must be in the file.
-double worst_error(const attune::train::Trainer& trainer, const std::string& file, bool gradients) {
-  attune::SafetensorsFile ref;
-  CHECK(attune::SafetensorsFile::open(file, &ref).ok());
-  double worst = 0;
-  for (const attune::train::Parameter& p : trainer.adapters().parameters()) {
-    const attune::TensorView* t = ref.find(p.name);
-    CHECK(t != nullptr);
-    if (t) worst = std::max(worst, normalised_error(gradients ? p.grad : p.value, reinterpret_cast<const float*>(t->data)));
-  }
-  return worst;
 }
 
 void check_first_step(const std::string& name) {
@@ -153,7 +37,7 @@ void check_first_step(const std::string& name) {
   std::printf("  %-14s step-1 loss %.7f (peft %.7f)\n", name.c_str(), loss, expected);
   CHECK(std::fabs(loss - expected) <= 1e-4 * std::fabs(expected));
 
-  const double worst = worst_error(trainer, kTraining + name + "/first_step_grads.safetensors", true);
+  const double worst = worst_error(trainer.adapters(), kTraining + name + "/first_step_grads.safetensors", true);
   std::printf("  %-14s worst gradient error %.2e over %zu tensors\n", name.c_str(), worst, trainer.adapters().parameters().size());
   CHECK(worst <= 1e-3);
 }
@@ -195,11 +79,7 @@ void check_trajectory(const std::string& name) {
   attune::train::AdapterSet adapters;
   CHECK(initial_adapters(name, c, pool, &adapters));
   attune::train::TrainerOptions options;
-  const auto& betas = c.spec.find("optimizer")->find("betas")->as_array();
-  options.adamw.beta1 = betas[0].as_number();
-  options.adamw.beta2 = betas[1].as_number();
-  options.adamw.eps = c.spec.find("optimizer")->find("eps")->as_number();
-  options.adamw.weight_decay = c.spec.find("weight_decay")->as_number();
+  options.adamw = adamw_of(c.spec);
   attune::train::Trainer trainer(*c.model, std::move(adapters), 2, options);
 
   const size_t accum = static_cast<size_t>(c.spec.find("grad_accum")->as_integer());
@@ -217,7 +97,7 @@ void check_trajectory(const std::string& name) {
     CHECK(std::fabs(grad_norm - step.find("grad_norm")->as_number()) <= 1e-3 * step.find("grad_norm")->as_number());
   }
 
-  const double worst = worst_error(trainer, kTraining + name + "/final_adapter/adapter_model.safetensors", false);
+  const double worst = worst_error(trainer.adapters(), kTraining + name + "/final_adapter/adapter_model.safetensors", false);
   std::printf("  %-14s final adapter worst error %.2e\n", name.c_str(), worst);
   CHECK(worst <= 1e-3);
 }

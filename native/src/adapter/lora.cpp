@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "adapter/dropout_stream.h"
 #include "tensor/convert.h"
 
 namespace attune::adapter {
@@ -15,13 +16,6 @@ float lora_scaling(double alpha, int64_t rank, bool use_rslora) {
 }
 
 namespace {
-
-uint64_t mix64(uint64_t z) {
-  // splitmix64's finalizer.
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 constexpr int64_t kGrain = 1 << 14;  // elements per job for element-wise loops
 
@@ -34,13 +28,10 @@ void dropout_mask(ThreadPool& pool, uint64_t seed, uint64_t offset, float p, int
     return;
   }
   const float keep_scale = static_cast<float>(1.0 / (1.0 - static_cast<double>(p)));
-  const uint64_t key = mix64(seed ^ 0x6A09E667F3BCC909ull);
+  const uint64_t key = dropout_key(seed);
   pool.run((n + kGrain - 1) / kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin * kGrain, stop = std::min(n, end * kGrain); i < stop; ++i) {
-      // splitmix64 at position offset + i of the stream keyed by the seed; 24 bits → U[0, 1).
-      const uint64_t z = mix64(key + 0x9E3779B97F4A7C15ull * (offset + static_cast<uint64_t>(i) + 1));
-      const float uniform = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);
-      mask[i] = uniform < p ? 0.0f : keep_scale;
+      mask[i] = dropout_uniform(key, offset + static_cast<uint64_t>(i)) < p ? 0.0f : keep_scale;
     }
   });
 }

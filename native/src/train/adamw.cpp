@@ -9,21 +9,11 @@ namespace attune::train {
 
 namespace {
 
-// The fp32 scalars of one step, computed from the Python-side doubles as torch does.
-struct StepScalars {
-  bool decay = false;
-  float decay_factor = 1.0f;  // fl32(1 − lr·weight_decay)
-  float w1 = 0.0f;            // lerp weight fl32(1 − β1)
-  bool w1_small = true;       // torch's is_lerp_weight_small: |w| < 0.5
-  float beta2 = 0.0f;         // fl32(β2)
-  float w2 = 0.0f;            // fl32(1 − β2)
-  float bc2_sqrt = 1.0f;      // fl32(bc2^0.5)
-  float eps = 0.0f;           // fl32(eps)
-  float neg_step_size = 0.0f;  // fl32(−lr / bc1)
-};
 
-StepScalars step_scalars(const AdamWOptions& o, double lr, int64_t step) {
-  StepScalars s;
+}  // namespace
+
+AdamWStepScalars adamw_step_scalars(const AdamWOptions& o, double lr, int64_t step) {
+  AdamWStepScalars s;
   s.decay = o.weight_decay != 0;
   s.decay_factor = static_cast<float>(1 - lr * o.weight_decay);
   s.w1 = static_cast<float>(1 - o.beta1);
@@ -41,7 +31,9 @@ StepScalars step_scalars(const AdamWOptions& o, double lr, int64_t step) {
   return s;
 }
 
-void update(const StepScalars& s, float* param, const float* grad, float* m, float* v, int64_t begin, int64_t end) {
+namespace {
+
+void update(const AdamWStepScalars& s, float* param, const float* grad, float* m, float* v, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) {
     float p = param[i];
     if (s.decay) p = p * s.decay_factor;
@@ -71,7 +63,7 @@ Status adamw_step(const AdamWOptions& options, double lr, float* param, const fl
                                     " values for a parameter of " + std::to_string(n));
   }
   state->step += 1;
-  const StepScalars s = step_scalars(options, lr, state->step);
+  const AdamWStepScalars s = adamw_step_scalars(options, lr, state->step);
   float* m = state->exp_avg.data();
   float* v = state->exp_avg_sq.data();
   // Elementwise: splitting the range cannot change a value.

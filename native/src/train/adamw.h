@@ -46,6 +46,21 @@ struct AdamWState {
   std::vector<float> exp_avg_sq;  // v
 };
 
+// The fp32 scalars of one step, computed from the Python-side doubles as torch does; shared by
+// the CPU update and the GPU kernel (cuda/ops_optimizer.cu) so both round them alike.
+struct AdamWStepScalars {
+  bool decay = false;
+  float decay_factor = 1.0f;  // fl32(1 − lr·weight_decay)
+  float w1 = 0.0f;            // lerp weight fl32(1 − β1)
+  bool w1_small = true;       // torch's is_lerp_weight_small: |w| < 0.5
+  float beta2 = 0.0f;         // fl32(β2)
+  float w2 = 0.0f;            // fl32(1 − β2)
+  float bc2_sqrt = 1.0f;      // fl32(bc2^0.5)
+  float eps = 0.0f;           // fl32(eps)
+  float neg_step_size = 0.0f;  // fl32(−lr / bc1)
+};
+AdamWStepScalars adamw_step_scalars(const AdamWOptions& options, double lr, int64_t step);
+
 // One AdamW step on one parameter tensor param[n] with its gradient grad[n], at learning rate lr
 // (this step's: schedulers change it between steps, options.lr is not used). Zero-initialises
 // the state when its buffers are empty (torch's lazy state), else they must hold n values.

@@ -113,4 +113,12 @@ void AdapterSet::zero_grads() {
   for (Parameter& p : parameters_) std::fill(p.grad.begin(), p.grad.end(), 0.0f);
 }
 
+uint64_t dropout_seed(uint64_t seed, uint64_t sample, int64_t layer, Module module) {
+  uint64_t h = seed ^ 0x9E3779B97F4A7C15ull;
+  for (uint64_t v : {sample, static_cast<uint64_t>(layer), static_cast<uint64_t>(module)}) {
+    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+  }
+  return h;
+}
+
 }  // namespace attune::train

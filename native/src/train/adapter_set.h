@@ -48,6 +48,10 @@ struct ModuleAdapter {
   std::vector<float> weight_norm;     // DoRA: ‖W + s·B·A‖ per row, refreshed after each update
 };
 
+// The dropout mask's seed for one (sequence, layer, module): the forward, its recomputation and the
+// backward see one mask, and a resumed run the masks of an uninterrupted one (CPU and GPU alike).
+uint64_t dropout_seed(uint64_t seed, uint64_t sample, int64_t layer, Module module);
+
 class AdapterSet {
  public:
   // Fresh adapters as PEFT creates them: A ~ kaiming-uniform(a=√5) = U(−1/√in, 1/√in) from a

@@ -28,16 +28,6 @@ int64_t bytes(const std::vector<T>& v) {
   return static_cast<int64_t>(v.capacity() * sizeof(T));
 }
 
-// A dropout stream per (sequence, layer, module), so a recomputed forward and the backward see
-// the forward's mask, and a resumed run sees the same masks as an uninterrupted one.
-uint64_t mask_seed(uint64_t seed, uint64_t sample, int64_t layer, Module module) {
-  uint64_t h = seed ^ 0x9E3779B97F4A7C15ull;
-  for (uint64_t v : {sample, static_cast<uint64_t>(layer), static_cast<uint64_t>(module)}) {
-    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-  }
-  return h;
-}
-
 }  // namespace
 
 // What the backward of one decoder layer needs from its forward.
@@ -106,7 +96,7 @@ struct AdaptedLinear {
   const float* dropout(const ModuleAdapter& a, int64_t T, int64_t in) {
     const float p = adapters.options().dropout;
     if (p == 0) return nullptr;
-    adapter::dropout_mask(pool, mask_seed(seed, sample, a.layer, a.module), 0, p, T * in, sized(mask, T * in));
+    adapter::dropout_mask(pool, dropout_seed(seed, sample, a.layer, a.module), 0, p, T * in, sized(mask, T * in));
     return mask.data();
   }
 
