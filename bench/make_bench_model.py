@@ -34,6 +34,21 @@ import make_golden  # noqa: E402  (the tiny tokenizer)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def save_model_folder(model, out: Path, tok, st: dict, generation: dict, max_shard_size: str = "50GB") -> int:
+    """Writes a complete model folder (weights as safetensors, config, the tiny tokenizer, a
+    generation config) and returns its size in bytes. Also used by bench/gpu/make_models.py."""
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("model*.safetensors*"):
+        old.unlink()
+    model.save_pretrained(out, safe_serialization=True, max_shard_size=max_shard_size)
+    tok.save(str(out / "tokenizer.json"))
+    (out / "tokenizer_config.json").write_text(
+        json.dumps(make_golden.tokenizer_config(tok, st, st["chat_template"]), indent=1, ensure_ascii=False) + "\n"
+    )
+    (out / "generation_config.json").write_text(json.dumps({**generation, "do_sample": False}, indent=1) + "\n")
+    return sum(p.stat().st_size for p in out.iterdir() if p.is_file())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder to write (created; existing model files are replaced)")
@@ -73,18 +88,7 @@ def main() -> int:
     model = LlamaForCausalLM(config).to(DTYPES[args.dtype]).eval()
     params = sum(p.numel() for p in model.parameters())
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    for old in args.out.glob("model*.safetensors*"):
-        old.unlink()
-    model.save_pretrained(args.out, safe_serialization=True)
-    tok.save(str(args.out / "tokenizer.json"))
-    (args.out / "tokenizer_config.json").write_text(
-        json.dumps(make_golden.tokenizer_config(tok, st, st["chat_template"]), indent=1, ensure_ascii=False) + "\n"
-    )
-    (args.out / "generation_config.json").write_text(
-        json.dumps({"bos_token_id": bos, "eos_token_id": eos, "do_sample": False}, indent=1) + "\n"
-    )
-    size = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())
+    size = save_model_folder(model, args.out, tok, st, {"bos_token_id": bos, "eos_token_id": eos})
     print(json.dumps({
         "model": str(args.out),
         "parameters": params,
