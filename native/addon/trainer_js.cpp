@@ -6,11 +6,13 @@
 #include "addon_data.h"
 #include "errors.h"
 #include "promise_worker.h"
+#include "train/gpu_memory_plan.h"
 
 namespace attune_addon {
 
 namespace {
 
+using attune::cuda::CudaTrainer;
 using attune::train::Parameter;
 using attune::train::Trainer;
 
@@ -53,11 +55,12 @@ double number(Napi::Object options, const char* name, double fallback) {
 // One sequence's forward and backward on libuv's pool.
 class AccumulateWorker : public PromiseWorker {
  public:
-  AccumulateWorker(Napi::Env env, std::shared_ptr<LoadedModel> loaded, std::shared_ptr<Trainer> trainer, std::vector<int32_t> ids,
-                   std::vector<int32_t> labels, float scale, uint64_t sample)
+  AccumulateWorker(Napi::Env env, std::shared_ptr<LoadedModel> loaded, std::shared_ptr<Trainer> trainer,
+                   std::shared_ptr<CudaTrainer> gpu, std::vector<int32_t> ids, std::vector<int32_t> labels, float scale, uint64_t sample)
       : PromiseWorker(env, "attune:accumulate"),
         release_{std::move(loaded)},
         trainer_(std::move(trainer)),
+        gpu_(std::move(gpu)),
         ids_(std::move(ids)),
         labels_(std::move(labels)),
         scale_(scale),
@@ -65,7 +68,9 @@ class AccumulateWorker : public PromiseWorker {
 
  protected:
   attune::Status run() override {
-    return trainer_->accumulate(ids_.data(), labels_.data(), static_cast<int64_t>(ids_.size()), scale_, sample_, &loss_, &targets_);
+    const int64_t T = static_cast<int64_t>(ids_.size());
+    if (gpu_) return gpu_->accumulate(ids_.data(), labels_.data(), T, scale_, sample_, &loss_, &targets_);
+    return trainer_->accumulate(ids_.data(), labels_.data(), T, scale_, sample_, &loss_, &targets_);
   }
   Napi::Value result(Napi::Env env) override {
     Napi::Object out = Napi::Object::New(env);
@@ -77,6 +82,7 @@ class AccumulateWorker : public PromiseWorker {
  private:
   BusyRelease release_;
   std::shared_ptr<Trainer> trainer_;
+  std::shared_ptr<CudaTrainer> gpu_;
   std::vector<int32_t> ids_, labels_;
   float scale_;
   uint64_t sample_;
@@ -86,11 +92,20 @@ class AccumulateWorker : public PromiseWorker {
 
 class StepWorker : public PromiseWorker {
  public:
-  StepWorker(Napi::Env env, std::shared_ptr<LoadedModel> loaded, std::shared_ptr<Trainer> trainer, double lr, double max_grad_norm)
-      : PromiseWorker(env, "attune:step"), release_{std::move(loaded)}, trainer_(std::move(trainer)), lr_(lr), max_grad_norm_(max_grad_norm) {}
+  StepWorker(Napi::Env env, std::shared_ptr<LoadedModel> loaded, std::shared_ptr<Trainer> trainer, std::shared_ptr<CudaTrainer> gpu,
+             double lr, double max_grad_norm)
+      : PromiseWorker(env, "attune:step"),
+        release_{std::move(loaded)},
+        trainer_(std::move(trainer)),
+        gpu_(std::move(gpu)),
+        lr_(lr),
+        max_grad_norm_(max_grad_norm) {}
 
  protected:
-  attune::Status run() override { return trainer_->optimizer_step(lr_, max_grad_norm_, &grad_norm_); }
+  attune::Status run() override {
+    if (gpu_) return gpu_->optimizer_step(lr_, max_grad_norm_, &grad_norm_);
+    return trainer_->optimizer_step(lr_, max_grad_norm_, &grad_norm_);
+  }
   Napi::Value result(Napi::Env env) override {
     Napi::Object out = Napi::Object::New(env);
     out.Set("gradNorm", grad_norm_);
@@ -100,6 +115,7 @@ class StepWorker : public PromiseWorker {
  private:
   BusyRelease release_;
   std::shared_ptr<Trainer> trainer_;
+  std::shared_ptr<CudaTrainer> gpu_;
   double lr_, max_grad_norm_;
   float grad_norm_ = 0;
 };
@@ -147,6 +163,8 @@ TrainerJs::TrainerJs(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerJ
   options.adamw.eps = number(o, "eps", 1e-8);
   options.adamw.weight_decay = number(o, "weightDecay", 0);
   const unsigned threads = static_cast<unsigned>(number(o, "threads", 1));
+  const std::string device = o.Get("device").IsString() ? o.Get("device").As<Napi::String>().Utf8Value() : "cpu";
+  if (device != "cpu" && device != "cuda") throw argument_error(env, "options.device must be \"cpu\" or \"cuda\"");
 
   std::shared_ptr<LoadedModel> busy = mark_busy(env, loaded_, "createTrainer");
   BusyRelease release{busy};
@@ -155,10 +173,23 @@ TrainerJs::TrainerJs(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerJ
   const attune::Status status = attune::train::AdapterSet::create(*loaded_->model, adapter, options.seed, pool, &adapters);
   if (!status.ok()) throw status_error(env, status);
   trainer_ = std::make_shared<Trainer>(*loaded_->model, std::move(adapters), threads, options);
+  if (device == "cuda") {
+    attune::cuda::CudaTrainerOptions gpu;
+    gpu.trainer = options;
+    std::unique_ptr<CudaTrainer> created;
+    const attune::Status made = CudaTrainer::create(*loaded_->model, trainer_->adapters(), gpu, &created);
+    if (!made.ok()) throw status_error(env, made);
+    gpu_ = std::move(created);
+  }
 }
 
 Napi::Value TrainerJs::parameters(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (gpu_) {
+    BusyRelease release{mark_busy(env, loaded_, "parameters")};
+    const attune::Status status = gpu_->download(&trainer_->adapters());
+    if (!status.ok()) throw status_error(env, status);
+  }
   const std::vector<Parameter>& params = trainer_->adapters().parameters();
   Napi::Array out = Napi::Array::New(env, params.size());
   for (size_t i = 0; i < params.size(); ++i) {
@@ -188,6 +219,10 @@ void TrainerJs::set_parameter(const Napi::CallbackInfo& info) {
   const attune::Status status = trainer_->adapters().set_value(name, shape, data.Data());
   if (!status.ok()) throw status_error(env, status);
   trainer_->adapters().refresh_weight_norms(trainer_->pool(), *loaded_->model);
+  if (gpu_) {
+    const attune::Status uploaded = gpu_->upload(trainer_->adapters());
+    if (!uploaded.ok()) throw status_error(env, uploaded);
+  }
 }
 
 Napi::Value TrainerJs::optimizer_state(const Napi::CallbackInfo& info) {
@@ -196,7 +231,12 @@ Napi::Value TrainerJs::optimizer_state(const Napi::CallbackInfo& info) {
   const std::vector<Parameter>& params = trainer_->adapters().parameters();
   Napi::Array out = Napi::Array::New(env, params.size());
   for (size_t i = 0; i < params.size(); ++i) {
-    const attune::train::AdamWState& s = trainer_->optimizer().state(i);
+    attune::train::AdamWState from_gpu;
+    if (gpu_) {
+      const attune::Status status = gpu_->optimizer_state(i, &from_gpu);
+      if (!status.ok()) throw status_error(env, status);
+    }
+    const attune::train::AdamWState& s = gpu_ ? from_gpu : trainer_->optimizer().state(i);
     Napi::Object o = Napi::Object::New(env);
     o.Set("name", params[i].name);
     o.Set("step", static_cast<double>(s.step));
@@ -224,7 +264,7 @@ void TrainerJs::set_optimizer_state(const Napi::CallbackInfo& info) {
     Napi::Float32Array v = float32_arg(env, o.Get("expAvgSq"), params[i].value.size(), params[i].name + ".expAvgSq");
     s.exp_avg.assign(m.Data(), m.Data() + m.ElementLength());
     s.exp_avg_sq.assign(v.Data(), v.Data() + v.ElementLength());
-    const attune::Status status = trainer_->optimizer().restore_state(i, std::move(s));
+    const attune::Status status = gpu_ ? gpu_->restore_optimizer_state(i, s) : trainer_->optimizer().restore_state(i, std::move(s));
     if (!status.ok()) throw status_error(env, status);
   }
 }
@@ -235,7 +275,7 @@ Napi::Value TrainerJs::accumulate(const Napi::CallbackInfo& info) {
   if (info.Length() < 4 || !info[2].IsNumber() || !info[3].IsNumber()) throw argument_error(env, "accumulate(ids, labels, lossScale, sample)");
   std::vector<int32_t> ids = int32s(env, info[0], "ids"), labels = int32s(env, info[1], "labels");
   if (ids.size() != labels.size()) throw argument_error(env, "accumulate: ids and labels differ in length");
-  return PromiseWorker::start(new AccumulateWorker(env, mark_busy(env, loaded_, "accumulate"), trainer_, std::move(ids), std::move(labels),
+  return PromiseWorker::start(new AccumulateWorker(env, mark_busy(env, loaded_, "accumulate"), trainer_, gpu_, std::move(ids), std::move(labels),
                                                    info[2].As<Napi::Number>().FloatValue(),
                                                    static_cast<uint64_t>(info[3].As<Napi::Number>().Int64Value())));
 }
@@ -244,17 +284,31 @@ Napi::Value TrainerJs::step(const Napi::CallbackInfo& info) {
   // step(lr, maxGradNorm): Promise<{gradNorm}>
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) throw argument_error(env, "step(lr, maxGradNorm)");
-  return PromiseWorker::start(new StepWorker(env, mark_busy(env, loaded_, "step"), trainer_, info[0].As<Napi::Number>().DoubleValue(),
+  return PromiseWorker::start(new StepWorker(env, mark_busy(env, loaded_, "step"), trainer_, gpu_, info[0].As<Napi::Number>().DoubleValue(),
                                              info[1].As<Napi::Number>().DoubleValue()));
 }
 
 Napi::Value TrainerJs::memory_plan(const Napi::CallbackInfo& info) {
-  // memoryPlan(seqLen): {weights, adapters, gradients, optimizer, activations, workspace, total} in bytes
+  // memoryPlan(seqLen, device = "cpu"): {weights, adapters, gradients, optimizer, activations, workspace, total}
+  // in bytes, for training on that device (the GPU's plan is arithmetic: it needs no GPU).
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().Int64Value() < 1) {
-    throw argument_error(env, "memoryPlan(seqLen): seqLen must be a positive number");
+    throw argument_error(env, "memoryPlan(seqLen, device): seqLen must be a positive number");
   }
-  const attune::train::MemoryPlan p = trainer_->plan(info[0].As<Napi::Number>().Int64Value());
+  const int64_t seq_len = info[0].As<Napi::Number>().Int64Value();
+  const std::string device = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "cpu";
+  if (device != "cpu" && device != "cuda") throw argument_error(env, "memoryPlan: device must be \"cpu\" or \"cuda\"");
+  attune::train::MemoryPlan p;
+  if (device == "cuda") {
+    attune::train::GpuPlanInputs inputs;
+    inputs.seq_len = seq_len;
+    inputs.gradient_checkpointing = trainer_->options().gradient_checkpointing;
+    inputs.element_bytes = 2;  // the GPU trainer computes in bf16
+    inputs.embedding_bytes = loaded_->model->embedding_type() == attune::WeightType::F32 ? 4 : 2;
+    p = attune::train::plan_gpu_training_memory(loaded_->model->config(), trainer_->adapters().options(), inputs);
+  } else {
+    p = trainer_->plan(seq_len);
+  }
   Napi::Object out = Napi::Object::New(env);
   out.Set("weights", static_cast<double>(p.weights));
   out.Set("adapters", static_cast<double>(p.adapters));

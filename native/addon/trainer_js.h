@@ -1,12 +1,14 @@
 // JS class Trainer: adapters being trained on a loaded Model. Made by `createTrainer(model,
-// options)`. accumulate() and step() run off the JS thread; the model is busy (no generation on
-// it) while they run. Tensors cross to JS as Float32Array copies, for files and checkpoints.
+// options)`, on the CPU or (options.device "cuda") the GPU. accumulate() and step() run off the JS
+// thread; the model is busy (no generation on it) while they run. Tensors cross to JS as
+// Float32Array copies, for files and checkpoints.
 #pragma once
 
 #include <napi.h>
 
 #include <memory>
 
+#include "cuda/cuda_trainer.h"
 #include "model_js.h"
 #include "train/trainer.h"
 
@@ -27,7 +29,9 @@ class TrainerJs : public Napi::ObjectWrap<TrainerJs> {
   Napi::Value memory_plan(const Napi::CallbackInfo& info);
 
   std::shared_ptr<LoadedModel> loaded_;  // keeps the frozen weights alive
+  // The CPU trainer; on the GPU it keeps the host copy of the adapters (parameters(), files).
   std::shared_ptr<attune::train::Trainer> trainer_;
+  std::shared_ptr<attune::cuda::CudaTrainer> gpu_;  // set when training on the GPU
 };
 
 // createTrainer(model: Model, options): Trainer

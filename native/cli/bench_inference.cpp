@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "generate/generator.h"
 #include "model/llama.h"
 
@@ -37,16 +38,6 @@ bool parse(int argc, char** argv, BenchOptions* options) {
   }
   return !options->model.empty() && options->threads > 0 && options->prompt_tokens > 0 && options->decode_tokens > 1 &&
          options->repeats > 0;
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
-int fail(const Status& status) {
-  std::fprintf(stderr, "attune-engine: %s: %s\n", status_code_name(status.code()), status.message().c_str());
-  return 1;
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "attune/cpu_benchmark.h"
 #include "attune/system_info.h"
 #include "bench_inference.h"
+#include "bench_train.h"
 #include "json.h"
 
 namespace {
@@ -16,7 +17,10 @@ constexpr const char* kUsage =
     "  info                     system info as JSON (CPU, memory, CUDA devices and why not usable)\n"
     "  cpu-benchmark [seconds]  fp32 matmul throughput of the cpu backend as JSON (default 3 s)\n"
     "  bench-inference --model DIR [--threads N] [--prompt-tokens 512] [--decode-tokens 64]\n"
-    "                           prefill tokens/s and decode ms/token of a model folder as JSON\n";
+    "                           prefill tokens/s and decode ms/token of a model folder as JSON\n"
+    "  bench-train --model DIR --method lora|dora|qlora|qdora [--seq 512] [--batch 1] [--checkpointing on|off]\n"
+    "              [--rank 16] [--warmup 3] [--steps 10] [--device auto|cuda|cpu] [--precision bf16|f32] [--threads N]\n"
+    "                           training tokens/s and peak memory of an adapter method as JSON\n";
 
 int run_cpu_benchmark(int argc, char** argv) {
   double seconds = 3;
@@ -55,6 +59,7 @@ int main(int argc, char** argv) {
   }
   if (command == "cpu-benchmark") return run_cpu_benchmark(argc, argv);
   if (command == "bench-inference") return attune::run_bench_inference(argc, argv);
+  if (command == "bench-train") return attune::run_bench_train(argc, argv);
   const bool asked = command == "help" || command == "--help" || command == "-h";
   std::fputs(kUsage, asked ? stdout : stderr);
   return asked ? 0 : 2;

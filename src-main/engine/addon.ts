@@ -91,6 +91,8 @@ export interface NativeTrainerOptions {
   beta2: number
   eps: number
   weightDecay: number
+  /** "cuda": train on the GPU (the adapters' host copies stay in sync for parameters()); default "cpu". */
+  device?: 'cpu' | 'cuda'
 }
 
 export interface NativeTensor {
@@ -122,7 +124,8 @@ export interface NativeTrainer {
   /** Clips (maxGradNorm > 0), applies AdamW at lr, clears the gradients. */
   step(lr: number, maxGradNorm: number): Promise<{ gradNorm: number }>
   /** The bytes training sequences of seqLen tokens take, by part (native/src/train/memory_plan.h). */
-  memoryPlan(seqLen: number): NativeMemoryPlan
+  /** For training on `device` (default "cpu"); the GPU's plan is arithmetic and needs no GPU. */
+  memoryPlan(seqLen: number, device?: 'cpu' | 'cuda'): NativeMemoryPlan
 }
 
 export interface NativeMemoryPlan {

@@ -97,6 +97,8 @@ export const TrainParams = z.strictObject({
   dataFile: z.string().min(1),
   format: z.enum(formatChoices).default('auto'),
   outDir: z.string().min(1),
+  /** cli.md's --device: auto takes a usable GPU and says why not otherwise. */
+  device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
   /**
    * cli.md's training options (domain/training/config.ts validates them in the worker), plus
    * `dryRun: true`: plan the memory after reading the data and creating the trainer, train nothing.
@@ -117,9 +119,12 @@ export const TrainProgress = z.object({
   memBytes: z.number().nonnegative().optional(),
   /** Loss on --eval-data, on the steps where it was measured. */
   evalLoss: z.number().optional(),
+  /** Where the run trains (from the loading phase on), and why not on the GPU when auto fell back. */
+  device: z.enum(['cpu', 'cuda']).optional(),
+  notice: z.string().optional(),
 })
 export type TrainProgress = z.infer<typeof TrainProgress>
-/** Bytes a training run takes on the CPU backend, by part (native/src/train/memory_plan.h). */
+/** Bytes a training run takes, by part, on the CPU (native/src/train/memory_plan.h) or the GPU (gpu_memory_plan.h). */
 export const TrainMemoryPlan = z.object({
   weights: z.number().nonnegative(),
   adapters: z.number().nonnegative(),
@@ -130,6 +135,8 @@ export const TrainMemoryPlan = z.object({
   total: z.number().nonnegative(),
   /** The sequence length planned for: the longest encoded example. */
   seqLen: z.number().int().nonnegative(),
+  /** The device planned for (--device, as auto resolved it). */
+  device: z.enum(['cpu', 'cuda']),
 })
 export const TrainResult = z.object({
   outDir: z.string(),

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { EngineHost, forkSpawner } from '../../src-main/engine/host'
+import type { TrainProgress } from '../../src-main/engine/protocol'
 import { goldenDir } from './support/golden'
 
 const host = new EngineHost({ spawner: forkSpawner(inject('engineWorkerPath')) })
@@ -25,8 +26,8 @@ writeFileSync(
 
 const parts = ['weights', 'adapters', 'gradients', 'optimizer', 'activations', 'workspace'] as const
 
-function dryRun(model: string, outDir: string, extra: Record<string, unknown> = {}) {
-  return host.call('train', { modelDir: join(goldenDir, model), dataFile, outDir, options: { method: 'lora', rank: 4, alpha: 8, steps: 3, dryRun: true, ...extra } })
+function dryRun(model: string, outDir: string, extra: Record<string, unknown> = {}, device: 'auto' | 'cpu' | 'cuda' = 'cpu', onProgress?: (p: TrainProgress) => void) {
+  return host.call('train', { modelDir: join(goldenDir, model), dataFile, outDir, device, options: { method: 'lora', rank: 4, alpha: 8, steps: 3, dryRun: true, ...extra } }, { onProgress })
 }
 
 describe('train --dry-run', () => {
@@ -54,5 +55,26 @@ describe('train --dry-run', () => {
     expect(short.seqLen).toBeLessThan(lora.seqLen)
     expect(short.activations).toBeLessThan(lora.activations)
     for (const dir of ['a', 'b', 'c', 'd']) expect(existsSync(join(scratch, dir, 'metrics.jsonl'))).toBe(false)
+  })
+
+  // This machine has no usable GPU (CI never has one): auto says so, cuda refuses with the way out.
+  it('plans on the CPU when auto finds no usable GPU, and says why', async () => {
+    const system = await host.call('systemInfo', {})
+    if (system.cuda.usable) return // a GPU machine: auto plans for the GPU, checked by the GPU tests
+    const notices: string[] = []
+    const result = await dryRun('llama', join(scratch, 'auto'), {}, 'auto', (p) => {
+      if (p.notice) notices.push(p.notice)
+    })
+    expect(result.memoryPlan?.device).toBe('cpu')
+    expect(notices).toEqual([`Training runs on the CPU: ${system.cuda.reason}.`])
+  })
+
+  it('refuses --device cuda without a usable GPU, naming the reason and the way out', async () => {
+    const system = await host.call('systemInfo', {})
+    if (system.cuda.usable) return
+    await expect(dryRun('llama', join(scratch, 'cuda'), {}, 'cuda')).rejects.toMatchObject({
+      code: 'USER_ERROR',
+      message: `Training on the GPU is not possible here: ${system.cuda.reason}. Use --device cpu (or auto) to run on the CPU.`,
+    })
   })
 })

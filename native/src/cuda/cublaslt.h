@@ -37,6 +37,8 @@ class Gemm {
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
 
+  size_t workspace_bytes() const { return workspace_bytes_; }
+
   Status matmul(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a, const void* b,
                 GemmType input, float beta, void* c, GemmType output);
 

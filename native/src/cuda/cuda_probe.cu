@@ -1,5 +1,6 @@
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <string>
 
 #include "cuda/cublaslt.h"
@@ -34,6 +35,8 @@ std::string reason_no_devices(cudaError_t error, int driver_version, int runtime
   if (error == cudaErrorNoDevice) return "No NVIDIA GPU was found (" + describe(error) + ")";
   return "The NVIDIA GPU could not be used (" + describe(error) + ")";
 }
+
+std::atomic<int> gpu_users{0};
 
 __global__ void write_marker(int* out) { *out = 0x5afe; }
 
@@ -95,7 +98,8 @@ CudaInfo probe_cuda() {
     if (too_old) {
       problem = label + " has compute capability " + std::to_string(props.major) + "." + std::to_string(props.minor) +
                 " and needs compute capability 7.5 or newer";
-    } else if (std::string failure = run_smoke_kernel(index); !failure.empty()) {
+    } else if (std::string failure = gpu_users.load() > 0 ? std::string() : run_smoke_kernel(index); !failure.empty()) {
+      // (With GPU work alive in this process the device already runs this build's kernels.)
       problem = label + " " + failure;
     }
     if (problem.empty()) {
@@ -115,6 +119,35 @@ CudaInfo probe_cuda() {
     info.reason = missing;
   }
   return info;
+}
+
+GpuInUse::GpuInUse() { ++gpu_users; }
+GpuInUse::~GpuInUse() { --gpu_users; }
+
+std::string cuda_device_problem(int device) {
+  int driver_version = 0, runtime_version = 0;
+  cudaDriverGetVersion(&driver_version);
+  cudaRuntimeGetVersion(&runtime_version);
+  int count = 0;
+  const cudaError_t error = cudaGetDeviceCount(&count);
+  if (error != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    return reason_no_devices(error == cudaSuccess ? cudaErrorNoDevice : error, driver_version, runtime_version);
+  }
+  if (device < 0 || device >= count) {
+    return "there is no GPU " + std::to_string(device) + " (this machine has " + std::to_string(count) + ")";
+  }
+  cudaDeviceProp props{};
+  if (const cudaError_t e = cudaGetDeviceProperties(&props, device); e != cudaSuccess) {
+    return "GPU " + std::to_string(device) + " could not be queried (" + describe(e) + ")";
+  }
+  if (props.major < kMinComputeMajor || (props.major == kMinComputeMajor && props.minor < kMinComputeMinor)) {
+    return std::string("GPU ") + std::to_string(device) + " (" + props.name + ") has compute capability " +
+           std::to_string(props.major) + "." + std::to_string(props.minor) + " and needs compute capability 7.5 or newer";
+  }
+  std::string missing;
+  if (cuda::load_cublaslt(&missing) == nullptr) return missing;
+  return "";
 }
 
 }  // namespace attune

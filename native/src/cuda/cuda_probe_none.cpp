@@ -9,4 +9,9 @@ CudaInfo probe_cuda() {
   return info;
 }
 
+std::string cuda_device_problem(int) { return ATTUNE_NO_CUDA_REASON; }
+
+GpuInUse::GpuInUse() = default;
+GpuInUse::~GpuInUse() = default;
+
 }  // namespace attune

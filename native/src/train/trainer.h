@@ -45,6 +45,7 @@ class Trainer {
   Status optimizer_step(double lr, double max_grad_norm, float* grad_norm);
 
   AdamW& optimizer() { return optimizer_; }
+  const TrainerOptions& options() const { return options_; }
 
   // What this trainer holds, by part, as memory_plan.h counts it: the model's weights, the
   // adapters, their gradients and AdamW moments (capacities of their buffers), and the

@@ -112,7 +112,7 @@ export const trainCommand: Command = {
       // The memory plan only: no run in the database, nothing trained or written.
       const { engine } = context.services()
       const result = await whileInterruptible((signal) =>
-        engine.call('train', { modelDir, dataFile, format, outDir, options: { ...trainingOptions, dryRun: true } }, { signal }),
+        engine.call('train', { modelDir, dataFile, format, outDir, device: context.device, options: { ...trainingOptions, dryRun: true } }, { signal, onProgress: (p) => { if (p.notice) context.err(p.notice) } }),
       )
       const plan = result.memoryPlan
       if (!plan) throw new ApiError('INTERNAL', 'The engine returned no memory plan for --dry-run')
@@ -121,7 +121,7 @@ export const trainCommand: Command = {
         return
       }
       const parts = ['weights', 'adapters', 'gradients', 'optimizer', 'activations', 'workspace', 'total'] as const
-      context.out(`Memory plan for ${result.records} records, sequences of up to ${plan.seqLen} tokens (${result.steps} steps):`)
+      context.out(`Memory plan on the ${plan.device === 'cuda' ? 'GPU' : 'CPU'} for ${result.records} records, sequences of up to ${plan.seqLen} tokens (${result.steps} steps):`)
       for (const part of parts) context.out(`${part.padEnd(12)} ${humanBytes(plan[part]).padStart(10)}`)
       return
     }
@@ -139,11 +139,12 @@ export const trainCommand: Command = {
     const run = database.runs.createRun({
       name: basename(outDir),
       method: trainingOptions.method as 'lora' | 'dora' | 'qlora' | 'qdora',
-      config: { ...trainingOptions, modelDir, modelHash, dataFile, dataHash, format },
+      config: { ...trainingOptions, device: context.device, modelDir, modelHash, dataFile, dataHash, format },
       outDir,
     })
     database.runs.updateRunStatus(run.id, 'running')
     const report = (p: TrainProgress) => {
+      if (p.notice) context.err(p.notice)
       if (p.phase !== 'training' || p.loss === undefined) return
       database.runs.appendMetric(run.id, {
         step: p.step,
@@ -161,7 +162,7 @@ export const trainCommand: Command = {
     }
     try {
       const result = await whileInterruptible((signal) =>
-        engine.call('train', { modelDir, dataFile, format, outDir, options: trainingOptions }, { signal, onProgress: report }),
+        engine.call('train', { modelDir, dataFile, format, outDir, device: context.device, options: trainingOptions }, { signal, onProgress: report }),
       )
       database.runs.updateRunStatus(run.id, 'completed')
       context.out(context.json ? JSON.stringify({ runId: run.id, ...result }) : `Adapter saved in ${result.outDir} (${result.steps} steps, final loss ${result.finalLoss?.toFixed(4) ?? '-'}).`)

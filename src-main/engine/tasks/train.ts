@@ -16,6 +16,7 @@ import { planSteps, plannedSteps } from '../../domain/training/plan'
 import { learningRate } from '../../domain/training/schedule'
 import { epochOrder } from '../../domain/training/shuffle'
 import type { EngineAddon, NativeCancelToken, NativeModel, NativeModelInfo, NativeTrainer } from '../addon'
+import { chooseDevice } from '../device'
 import { inferenceAdapter } from '../inference-adapter'
 import { applyAdapter, useModel } from '../loaded-model'
 import type { ParsedParamsOf, ProgressOf, ResultOf } from '../protocol'
@@ -141,7 +142,11 @@ export async function train(
   // --eval-data: the same checks up front; its loss is measured every checkpoint (else every epoch) and at the end.
   const evalExamples = config.evalData ? await readExamples(config.evalData, 'auto', encode) : null
   const plan = planSteps(examples.length, config)
+  const { device, notice } = chooseDevice(params.device, (await addon.systemInfo()).cuda, 'Training')
+  onProgress({ phase: 'loading', step: 0, totalSteps: plan.totalSteps, device, ...(notice ? { notice } : {}) })
   const trainer = addon.createTrainer(loaded.native, {
+    // A dry run plans for the device without touching it.
+    device: dryRun === true ? 'cpu' : device,
     ...adapter,
     dropout: config.dropout,
     seed: config.seed,
@@ -156,7 +161,7 @@ export async function train(
   if (dryRun === true) {
     // The plan at the longest sequence the run would train on; nothing is trained or written.
     const seqLen = Math.max(2, ...examples.map((example) => example.tokens))
-    return { outDir: params.outDir, steps: plan.totalSteps, records: examples.length, finalLoss: null, tokens: 0, memoryPlan: { ...trainer.memoryPlan(seqLen), seqLen } }
+    return { outDir: params.outDir, steps: plan.totalSteps, records: examples.length, finalLoss: null, tokens: 0, memoryPlan: { ...trainer.memoryPlan(seqLen, device), seqLen, device } }
   }
 
   // What must not change between a run and its resume (the --resume flag itself may).
