@@ -7,6 +7,7 @@
 #include "attune/cpu_benchmark.h"
 #include "attune/system_info.h"
 #include "bench_inference.h"
+#include "bench_decode.h"
 #include "bench_train.h"
 #include "json.h"
 
@@ -20,7 +21,10 @@ constexpr const char* kUsage =
     "                           prefill tokens/s and decode ms/token of a model folder as JSON\n"
     "  bench-train --model DIR --method lora|dora|qlora|qdora [--seq 512] [--batch 1] [--checkpointing on|off]\n"
     "              [--rank 16] [--warmup 3] [--steps 10] [--device auto|cuda|cpu] [--precision bf16|f32] [--threads N]\n"
-    "                           training tokens/s and peak memory of an adapter method as JSON\n";
+    "                           training tokens/s and peak memory of an adapter method as JSON\n"
+    "  bench-decode --model DIR [--device auto|cuda|cpu] [--precision bf16|f32] [--prompt 512] [--new-tokens 128]\n"
+    "               [--adapter none|lora] [--rank 16] [--warmup 1] [--repeats 3]\n"
+    "                           greedy decode tokens/s and time to first token as JSON, one line per run\n";
 
 int run_cpu_benchmark(int argc, char** argv) {
   double seconds = 3;
@@ -59,6 +63,7 @@ int main(int argc, char** argv) {
   }
   if (command == "cpu-benchmark") return run_cpu_benchmark(argc, argv);
   if (command == "bench-inference") return attune::run_bench_inference(argc, argv);
+  if (command == "bench-decode") return attune::run_bench_decode(argc, argv);
   if (command == "bench-train") return attune::run_bench_train(argc, argv);
   const bool asked = command == "help" || command == "--help" || command == "-h";
   std::fputs(kUsage, asked ? stdout : stderr);
