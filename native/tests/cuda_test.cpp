@@ -175,6 +175,16 @@ void expect_no_cuda_error() {
   CHECK(error == cudaSuccess);
 }
 
+void expect_ok(const attune::Status& status) {
+  if (!status.ok()) std::printf("  %s\n", status.message().c_str());
+  CHECK(status.ok());
+}
+
+attune::cpu::ThreadPool& cpu_pool() {
+  static attune::cpu::ThreadPool pool(1);
+  return pool;
+}
+
 void print_table() {
   if (rows().empty()) return;
   std::printf("\n| op | dtype | shape | error | limit | result |\n|---|---|---|---|---|---|\n");

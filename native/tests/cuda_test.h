@@ -15,7 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "attune/status.h"
 #include "check.h"
+#include "cpu/thread_pool.h"
 
 namespace attune_test::gpu {
 
@@ -73,5 +75,11 @@ void expect_close(const std::string& op, const char* dtype, const std::string& s
 
 // Synchronizes the device and CHECKs that no kernel failed.
 void expect_no_cuda_error();
+
+// CHECKs that a launcher (or any engine call) succeeded, printing its message when not.
+void expect_ok(const attune::Status& status);
+
+// A one-thread pool for the CPU reference ops.
+attune::cpu::ThreadPool& cpu_pool();
 
 }  // namespace attune_test::gpu

@@ -25,16 +25,6 @@ namespace cpu = attune::cpu;
 namespace cuda = attune::cuda;
 using namespace attune_test::gpu;
 
-cpu::ThreadPool& pool() {
-  static cpu::ThreadPool instance(1);
-  return instance;
-}
-
-void expect_ok(const attune::Status& status) {
-  if (!status.ok()) std::printf("  %s\n", status.message().c_str());
-  CHECK(status.ok());
-}
-
 // Element counts: one element, less than a warp, a few blocks with a ragged end, and an odd size
 // of many blocks.
 const int64_t kCounts[] = {1, 7, 33 * 17, 4099 * 3 + 1};
@@ -50,7 +40,7 @@ void check_swiglu() {
     const std::vector<float> dout = rounded<T>(random_values(n, seed++));
 
     std::vector<float> want(n);
-    cpu::swiglu_forward(pool(), gate.data(), up.data(), n, want.data());
+    cpu::swiglu_forward(cpu_pool(), gate.data(), up.data(), n, want.data());
     {
       DeviceArray<T> dgate(gate), dup(up), out(n);
       expect_ok(cuda::swiglu_forward<T>(dgate.get(), dup.get(), n, out.get(), nullptr));
@@ -68,7 +58,7 @@ void check_swiglu() {
     }
 
     std::vector<float> want_dgate(n), want_dup(n);
-    cpu::swiglu_backward(pool(), dout.data(), gate.data(), up.data(), n, want_dgate.data(), want_dup.data());
+    cpu::swiglu_backward(cpu_pool(), dout.data(), gate.data(), up.data(), n, want_dgate.data(), want_dup.data());
     {
       DeviceArray<T> ddout(dout), dgate(gate), dup(up), grad_gate(n), grad_up(n);
       expect_ok(
@@ -104,7 +94,7 @@ void check_add_and_scale() {
     const std::vector<float> y = rounded<T>(random_values(n, seed++));
     {
       std::vector<float> want = x;
-      cpu::add_inplace(pool(), want.data(), y.data(), n);
+      cpu::add_inplace(cpu_pool(), want.data(), y.data(), n);
       DeviceArray<T> dx(x), dy(y);
       expect_ok(cuda::add_inplace<T>(dx.get(), dy.get(), n, nullptr));
       expect_no_cuda_error();
@@ -238,7 +228,7 @@ void check_embedding() {
         bytes = half_table.size() * sizeof(uint16_t);
       }
       std::vector<float> want(tokens * H);
-      cpu::embedding_forward(pool(), ids.data(), tokens, host_table, types[k], H, want.data());
+      cpu::embedding_forward(cpu_pool(), ids.data(), tokens, host_table, types[k], H, want.data());
       want = rounded<T>(want);  // the GPU op stores T: the table value rounded once
       DeviceBytes table(host_table, bytes);
       DeviceArray<T> out(tokens * H);

@@ -20,16 +20,6 @@ namespace cpu = attune::cpu;
 namespace cuda = attune::cuda;
 using namespace attune_test::gpu;
 
-cpu::ThreadPool& pool() {
-  static cpu::ThreadPool instance(1);
-  return instance;
-}
-
-void expect_ok(const attune::Status& status) {
-  if (!status.ok()) std::printf("  %s\n", status.message().c_str());
-  CHECK(status.ok());
-}
-
 // {tokens, H}. 70000 rows pass the launcher's 65536 blocks (the grid-stride loop over rows) and
 // make the weight gradient a long column sum.
 const int64_t kShapes[][2] = {{1, 1}, {7, 17}, {33, 96}, {5, 4099}, {3, 16384}, {300, 128}, {1, 4096}, {70000, 8}};
@@ -61,7 +51,7 @@ void check_forward() {
     const std::vector<float> x = rounded<T>(make_x(tokens, H, seed++));
     const std::vector<float> weight = random_values(H, seed++, 0.5f, 1.5f);  // fp32
     std::vector<float> want(tokens * H), want_rstd(tokens);
-    cpu::rmsnorm_forward(pool(), x.data(), weight.data(), eps, tokens, H, want.data(), want_rstd.data());
+    cpu::rmsnorm_forward(cpu_pool(), x.data(), weight.data(), eps, tokens, H, want.data(), want_rstd.data());
 
     DeviceArray<float> dweight(weight);
     {
@@ -100,14 +90,14 @@ void check_backward() {
     const std::vector<float> dx0 = rounded<T>(random_values(tokens * H, seed++));  // for accumulate
     // rstd as the forward saves it, from the CPU: both sides take the same fp32 values.
     std::vector<float> y(tokens * H), rstd(tokens);
-    cpu::rmsnorm_forward(pool(), x.data(), weight.data(), eps, tokens, H, y.data(), rstd.data());
+    cpu::rmsnorm_forward(cpu_pool(), x.data(), weight.data(), eps, tokens, H, y.data(), rstd.data());
 
     DeviceArray<T> d_x(x);
     DeviceArray<float> d_weight(weight), d_rstd(rstd);
     {
       // Overwriting dx, with dweight.
       std::vector<float> want_dx(tokens * H), want_dw = dweight0;
-      cpu::rmsnorm_backward(pool(), dy.data(), x.data(), weight.data(), rstd.data(), tokens, H, want_dx.data(), false,
+      cpu::rmsnorm_backward(cpu_pool(), dy.data(), x.data(), weight.data(), rstd.data(), tokens, H, want_dx.data(), false,
                             want_dw.data());
       DeviceArray<T> d_dy(dy), d_dx(tokens * H);
       DeviceArray<float> d_dw(dweight0);
@@ -123,7 +113,7 @@ void check_backward() {
     {
       // Accumulating into a pre-filled dx, no dweight.
       std::vector<float> want_dx = dx0;
-      cpu::rmsnorm_backward(pool(), dy.data(), x.data(), weight.data(), rstd.data(), tokens, H, want_dx.data(), true,
+      cpu::rmsnorm_backward(cpu_pool(), dy.data(), x.data(), weight.data(), rstd.data(), tokens, H, want_dx.data(), true,
                             nullptr);
       DeviceArray<T> d_dy(dy), d_dx(dx0);
       expect_ok(cuda::rmsnorm_backward<T>(d_dy.get(), d_x.get(), d_weight.get(), d_rstd.get(), tokens, H, d_dx.get(),
@@ -135,7 +125,7 @@ void check_backward() {
     {
       // In place (dx = dy), with dweight: dweight must see dy before dx overwrites it.
       std::vector<float> want_dx = dy, want_dw = dweight0;
-      cpu::rmsnorm_backward(pool(), want_dx.data(), x.data(), weight.data(), rstd.data(), tokens, H, want_dx.data(),
+      cpu::rmsnorm_backward(cpu_pool(), want_dx.data(), x.data(), weight.data(), rstd.data(), tokens, H, want_dx.data(),
                             false, want_dw.data());
       DeviceArray<T> d_dy(dy);
       DeviceArray<float> d_dw(dweight0);

@@ -20,16 +20,6 @@ namespace cpu = attune::cpu;
 namespace cuda = attune::cuda;
 using namespace attune_test::gpu;
 
-cpu::ThreadPool& pool() {
-  static cpu::ThreadPool instance(1);
-  return instance;
-}
-
-void expect_ok(const attune::Status& status) {
-  if (!status.ok()) std::printf("  %s\n", status.message().c_str());
-  CHECK(status.ok());
-}
-
 constexpr int64_t kMaxPositions = 4096;
 
 // cos/sin of p · 10000^(−2i/dim), [kMaxPositions, dim/2], computed in double and stored as fp32.
@@ -74,10 +64,10 @@ void check_rope() {
     for (bool backward : {false, true}) {
       std::vector<float> want = x;
       if (backward) {
-        cpu::rope_backward(pool(), want.data(), positions.data(), tokens, heads, dim, cos_table.data(),
+        cpu::rope_backward(cpu_pool(), want.data(), positions.data(), tokens, heads, dim, cos_table.data(),
                            sin_table.data());
       } else {
-        cpu::rope_forward(pool(), want.data(), positions.data(), tokens, heads, dim, cos_table.data(),
+        cpu::rope_forward(cpu_pool(), want.data(), positions.data(), tokens, heads, dim, cos_table.data(),
                           sin_table.data());
       }
       DeviceArray<T> d_x(x);

@@ -50,3 +50,11 @@ export async function whileInterruptible<T>(run: (signal: AbortSignal) => Promis
     process.off('SIGINT', interrupt)
   }
 }
+
+/**
+ * `--device cuda` for a command whose GPU path is not in this version yet: a plain refusal rather
+ * than a silent run on the CPU (auto and cpu run there as they always have).
+ */
+export function refuseGpuNotYetAvailable(context: CommandContext, what: string): void {
+  if (context.device === 'cuda') throw new UserError(`${what} on the GPU is not in this version of Attune yet: use --device auto or cpu.`)
+}

@@ -46,6 +46,15 @@ describe('attune CLI', () => {
     expect(attune('runs', 'list', '--limit', '0')).toMatchObject({ code: 1, stderr: expect.stringContaining('--limit must be a whole number') })
   })
 
+  it('refuses --device cuda where the GPU path is not in this version yet, instead of quietly using the CPU', () => {
+    for (const [command, what] of [['generate', 'Generation'], ['eval', 'Evaluation']]) {
+      expect(attune(command!, '--device', 'cuda', '--model', 'nowhere')).toMatchObject({
+        code: 1,
+        stderr: expect.stringContaining(`${what} on the GPU is not in this version of Attune yet: use --device auto or cpu.`),
+      })
+    }
+  })
+
   it('lists no runs on a fresh home, as JSON and as text', () => {
     expect(JSON.parse(attune('runs', 'list', '--json').stdout)).toEqual([])
     expect(attune('runs', 'list').stdout).toContain('No training runs yet')

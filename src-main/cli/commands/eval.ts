@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import type { Command } from '../command'
-import { formatOption, numberOption, requireString, whileInterruptible } from '../options'
+import { formatOption, numberOption, refuseGpuNotYetAvailable, requireString, whileInterruptible } from '../options'
 
 export const evalCommand: Command = {
   name: 'eval',
@@ -14,6 +14,7 @@ export const evalCommand: Command = {
     'seq-len': { type: 'string', default: '2048' },
   },
   async run(context) {
+    refuseGpuNotYetAvailable(context, 'Evaluation')
     const modelDir = resolve(requireString(context.options, 'model'))
     const dataFile = resolve(requireString(context.options, 'data'))
     const adapterDir = typeof context.options.adapter === 'string' ? resolve(context.options.adapter) : undefined

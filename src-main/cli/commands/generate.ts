@@ -3,7 +3,7 @@ import { resolve } from 'node:path'
 import { z } from 'zod'
 import { ChatMessage } from '../../engine/protocol'
 import type { Command } from '../command'
-import { numberOption, requireString, whileInterruptible } from '../options'
+import { numberOption, refuseGpuNotYetAvailable, requireString, whileInterruptible } from '../options'
 import { UserError } from '../user-error'
 
 const MessagesFile = z.union([z.array(ChatMessage).min(1), z.strictObject({ messages: z.array(ChatMessage).min(1) })])
@@ -47,6 +47,7 @@ export const generateCommand: Command = {
     seed: { type: 'string' },
   },
   async run(context) {
+    refuseGpuNotYetAvailable(context, 'Generation')
     const modelDir = resolve(requireString(context.options, 'model'))
     const adapterDir = typeof context.options.adapter === 'string' ? resolve(context.options.adapter) : undefined
     const { prompt, messages } = context.options
