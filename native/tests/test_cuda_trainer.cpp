@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cuda/cuda_trainer.h"
+#include "io/safetensors.h"
 #include "train/gpu_memory_plan.h"
 #include "cuda_test.h"
 #include "training_case.h"
@@ -21,12 +22,35 @@ namespace {
 
 struct Limits {
   double loss, grad_norm, adapter;
+  // How the final adapter is compared: the CPU tests' max |Δ| / max |ref| per tensor, or the
+  // relative L2 error of the whole adapter. In bf16 about 1% of the gradients' signs flip against fp32, and
+  // AdamW's first steps move each element by about ±lr whatever the gradient's size, so a single
+  // flipped element of a LoRA B (max |B| ≈ a few lr) alone gives a max-norm error near 0.3: only
+  // the L2 measure says whether bf16 training followed the same path.
+  bool l2;
 };
 
 // fp32: products in full fp32 (CUBLAS_COMPUTE_32F), other sums reordered: the CPU's own limits.
 // bf16: activations and products rounded to 8 bits of mantissa over a few steps.
-constexpr Limits kF32{1e-4, 1e-3, 1e-3};
-constexpr Limits kBF16{2e-2, 5e-2, 5e-2};
+constexpr Limits kF32{1e-4, 1e-3, 1e-3, false};
+constexpr Limits kBF16{2e-2, 5e-2, 5e-2, true};
+
+// ‖adapter − ref‖ / ‖ref‖ over all of the adapter's values against the same-named tensors of a
+// file (a single tiny B tensor would make a per-tensor measure as noisy as the max-norm one).
+double adapter_l2_error(const attune::train::AdapterSet& adapters, const std::string& file) {
+  attune::SafetensorsFile ref;
+  CHECK(attune::SafetensorsFile::open(file, &ref).ok());
+  std::vector<float> got, want;
+  for (const attune::train::Parameter& p : adapters.parameters()) {
+    const attune::TensorView* t = ref.find(p.name);
+    CHECK(t != nullptr);
+    if (!t) continue;
+    const float* data = reinterpret_cast<const float*>(t->data);
+    got.insert(got.end(), p.value.begin(), p.value.end());
+    want.insert(want.end(), data, data + t->numel());
+  }
+  return normalized_error(got, want);
+}
 
 void check_gpu_trajectory(const std::string& name, Precision precision, const Limits& limits, bool checkpointing = true) {
   Case c;
@@ -69,8 +93,9 @@ void check_gpu_trajectory(const std::string& name, Precision precision, const Li
   expect_close("train: step losses", dtype, shape, worst_loss, limits.loss);
   expect_close("train: gradient norms", dtype, shape, worst_norm, limits.grad_norm);
   CHECK(trainer->download(&adapters).ok());
-  expect_close("train: final adapter", dtype, shape,
-               worst_error(adapters, kTraining + name + "/final_adapter/adapter_model.safetensors", false), limits.adapter);
+  const std::string final_adapter = kTraining + name + "/final_adapter/adapter_model.safetensors";
+  expect_close(limits.l2 ? "train: final adapter (relative L2)" : "train: final adapter", dtype, shape,
+               limits.l2 ? adapter_l2_error(adapters, final_adapter) : worst_error(adapters, final_adapter, false), limits.adapter);
   // The memory plan (what --dry-run prints) counts every buffer the trainer holds.
   int64_t longest = 0;
   for (const Value& batch : c.batches.find("micro_batches")->as_array()) {

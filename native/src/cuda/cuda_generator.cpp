@@ -51,11 +51,7 @@ bool attention_forward_takes(int64_t dim) {
 Status upload_bf16(const std::vector<float>& values, const std::string& what, DeviceBuffer* out) {
   std::vector<__nv_bfloat16> narrowed(values.size());
   for (size_t i = 0; i < values.size(); ++i) narrowed[i] = __float2bfloat16_rn(values[i]);
-  const int64_t bytes = static_cast<int64_t>(narrowed.size() * sizeof(__nv_bfloat16));
-  ATTUNE_CUDA_TRY(out->allocate(bytes, what));
-  if (bytes == 0) return {};
-  return check(cudaMemcpy(out->data(), narrowed.data(), static_cast<size_t>(bytes), cudaMemcpyHostToDevice),
-               ("copying " + what).c_str());
+  return upload_to_device(narrowed.data(), static_cast<int64_t>(narrowed.size() * sizeof(__nv_bfloat16)), what, out);
 }
 
 }  // namespace
@@ -464,8 +460,7 @@ class Generator final : public CudaGenerator {
     // positions_[p] = p: the prefill's rope and attention read their positions from here.
     std::vector<int32_t> iota(static_cast<size_t>(capacity));
     for (size_t p = 0; p < iota.size(); ++p) iota[p] = static_cast<int32_t>(p);
-    ATTUNE_CUDA_TRY(positions_.allocate(capacity * 4, "the positions"));
-    ATTUNE_CUDA_TRY(check(cudaMemcpy(positions_.data(), iota.data(), iota.size() * 4, cudaMemcpyHostToDevice), "copying positions"));
+    ATTUNE_CUDA_TRY(upload_to_device(iota.data(), capacity * 4, "the positions", &positions_));
     ATTUNE_CUDA_TRY(context_.allocate(capacity * 4, "the context ids"));
     ATTUNE_CUDA_TRY(ids_.allocate(capacity * 4, "the prompt ids"));
     ATTUNE_CUDA_TRY(uniforms_.allocate(capacity * 4, "the sampling draws"));

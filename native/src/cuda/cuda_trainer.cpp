@@ -99,6 +99,9 @@ class Trainer final : public CudaTrainer {
       }
     }
     for (const ModuleState& m : modules_) by_module_[key(m.layer, m.module)] = &m - modules_.data();
+    // The copies and memsets above ran on the legacy default stream, which stream_ (non-blocking)
+    // does not wait for: a copy from pageable memory may return before its data has landed.
+    ATTUNE_CUDA_TRY(check(cudaDeviceSynchronize(), "copying the model and the adapters to the GPU"));
     ATTUNE_CUDA_TRY(refresh_adapters());
     return synchronize();
   }
@@ -214,8 +217,9 @@ class Trainer final : public CudaTrainer {
     if (host.size() != params_.size()) return Status::invalid_argument("upload() was given another adapter set");
     for (size_t i = 0; i < params_.size(); ++i) {
       if (static_cast<int64_t>(host[i].value.size()) != params_[i].numel) return Status::invalid_argument("upload() was given another adapter set");
-      ATTUNE_CUDA_TRY(check(cudaMemcpy(params_[i].value.data(), host[i].value.data(), static_cast<size_t>(params_[i].numel) * 4,
-                                       cudaMemcpyHostToDevice),
+      // On stream_, so that refresh_adapters() below reads the new values.
+      ATTUNE_CUDA_TRY(check(cudaMemcpyAsync(params_[i].value.data(), host[i].value.data(), static_cast<size_t>(params_[i].numel) * 4,
+                                            cudaMemcpyHostToDevice, stream_),
                             "copying an adapter to the GPU"));
     }
     ATTUNE_CUDA_TRY(refresh_adapters());
@@ -243,10 +247,14 @@ class Trainer final : public CudaTrainer {
     }
     // One step count for all parameters, as they always step together.
     step_ = state.step;
-    ATTUNE_CUDA_TRY(check(cudaMemcpy(p.exp_avg.data(), state.exp_avg.data(), static_cast<size_t>(p.numel) * 4, cudaMemcpyHostToDevice),
+    // On stream_, which the optimizer's kernels run on (then waited for: `state` may go away).
+    ATTUNE_CUDA_TRY(check(cudaMemcpyAsync(p.exp_avg.data(), state.exp_avg.data(), static_cast<size_t>(p.numel) * 4,
+                                          cudaMemcpyHostToDevice, stream_),
                           "restoring AdamW's state"));
-    return check(cudaMemcpy(p.exp_avg_sq.data(), state.exp_avg_sq.data(), static_cast<size_t>(p.numel) * 4, cudaMemcpyHostToDevice),
-                 "restoring AdamW's state");
+    ATTUNE_CUDA_TRY(check(cudaMemcpyAsync(p.exp_avg_sq.data(), state.exp_avg_sq.data(), static_cast<size_t>(p.numel) * 4,
+                                          cudaMemcpyHostToDevice, stream_),
+                          "restoring AdamW's state"));
+    return synchronize();
   }
 
   int64_t device_bytes() const override {
@@ -297,8 +305,13 @@ class Trainer final : public CudaTrainer {
       RopeTable& rope = model_.rope();
       rope.ensure(T);
       const int64_t n = T * rope.half_dim();
-      ATTUNE_CUDA_TRY(upload_floats(rope.cos(), n, "RoPE's cosines", &cos_));
-      ATTUNE_CUDA_TRY(upload_floats(rope.sin(), n, "RoPE's sines", &sin_));
+      // On stream_, so that the rope kernels read them (a cudaMemcpy would go on the legacy stream).
+      ATTUNE_CUDA_TRY(cos_.allocate(n * 4, "RoPE's cosines"));
+      ATTUNE_CUDA_TRY(sin_.allocate(n * 4, "RoPE's sines"));
+      ATTUNE_CUDA_TRY(check(cudaMemcpyAsync(cos_.data(), rope.cos(), static_cast<size_t>(n) * 4, cudaMemcpyHostToDevice, stream_),
+                            "copying RoPE's cosines"));
+      ATTUNE_CUDA_TRY(check(cudaMemcpyAsync(sin_.data(), rope.sin(), static_cast<size_t>(n) * 4, cudaMemcpyHostToDevice, stream_),
+                            "copying RoPE's sines"));
       rope_rows_ = T;
     }
     // The host vectors die here: wait for the copies that read them.

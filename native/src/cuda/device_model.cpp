@@ -16,12 +16,6 @@ constexpr int64_t kRowsPerBlock = 256;
 
 int64_t element_bytes(GemmType type) { return type == GemmType::kBF16 ? 2 : 4; }
 
-Status upload_bytes(const void* data, int64_t bytes, const std::string& what, DeviceBuffer* out) {
-  ATTUNE_CUDA_TRY(out->allocate(bytes, what));
-  if (bytes == 0) return {};
-  return check(cudaMemcpy(out->data(), data, static_cast<size_t>(bytes), cudaMemcpyHostToDevice), ("copying " + what).c_str());
-}
-
 // W [out, in] from its file dtype to `type`, a block of rows at a time: bf16 files copy as they
 // are when the compute type is bf16; everything else goes through fp32 (exact for bf16/f16) and
 // is rounded to nearest even when narrowed.
@@ -50,13 +44,23 @@ Status upload_linear(const LinearWeight& w, GemmType type, const std::string& wh
     }
   }
   if (!w.bias.empty()) ATTUNE_CUDA_TRY(upload_floats(w.bias.data(), w.out, what + " bias", &out->bias));
-  return {};
+  // The copies above ran on the legacy stream: wait until the weight has landed.
+  return check(cudaStreamSynchronize(nullptr), ("copying " + what).c_str());
 }
 
 }  // namespace
 
+Status upload_to_device(const void* data, int64_t bytes, const std::string& what, DeviceBuffer* out) {
+  ATTUNE_CUDA_TRY(out->allocate(bytes, what));
+  if (bytes == 0) return {};
+  ATTUNE_CUDA_TRY(check(cudaMemcpy(out->data(), data, static_cast<size_t>(bytes), cudaMemcpyHostToDevice), ("copying " + what).c_str()));
+  // From pageable memory cudaMemcpy may return before the data has landed; later work on the
+  // engine's non-blocking streams would not wait for it.
+  return check(cudaStreamSynchronize(nullptr), ("copying " + what).c_str());
+}
+
 Status upload_floats(const float* values, int64_t n, const std::string& what, DeviceBuffer* out) {
-  return upload_bytes(values, n * static_cast<int64_t>(sizeof(float)), what, out);
+  return upload_to_device(values, n * static_cast<int64_t>(sizeof(float)), what, out);
 }
 
 Status upload_model(const LlamaModel& model, GemmType type, DeviceModel* out) {
@@ -82,7 +86,7 @@ Status upload_model(const LlamaModel& model, GemmType type, DeviceModel* out) {
   }
   const int64_t embedding_bytes = c.vocab_size * c.hidden_size * (model.embedding_type() == WeightType::F32 ? 4 : 2);
   out->embedding_type = model.embedding_type();
-  ATTUNE_CUDA_TRY(upload_bytes(model.embedding(), embedding_bytes, "the embedding table", &out->embedding));
+  ATTUNE_CUDA_TRY(upload_to_device(model.embedding(), embedding_bytes, "the embedding table", &out->embedding));
   ATTUNE_CUDA_TRY(upload_floats(model.final_norm().data(), c.hidden_size, "the final norm", &out->final_norm));
   ATTUNE_CUDA_TRY(upload_linear(model.lm_head(), type, "lm_head", &out->lm_head));
 

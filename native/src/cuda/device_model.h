@@ -36,12 +36,16 @@ struct DeviceModel {
   int64_t bytes = 0;  // GPU memory held by all of the above
 };
 
-// Copies `model`'s frozen weights to the current GPU in `type`. A 4-bit base is copied as its
+// Copies `model`'s frozen weights to the current GPU in `type`, and returns once they are there. A 4-bit base is copied as its
 // dequantized values (the same numbers the CPU computes with). Out of memory: an error naming the
 // weight and the sizes.
 Status upload_model(const LlamaModel& model, GemmType type, DeviceModel* out);
 
-// Copies host fp32 values to a new device buffer named `what`.
+// Copies `bytes` of host memory to a new device buffer named `what`, and returns once they are
+// on the GPU: work queued later on any stream (the engine's streams are non-blocking, and do not
+// wait for the legacy stream a plain cudaMemcpy runs on) sees them.
+Status upload_to_device(const void* data, int64_t bytes, const std::string& what, DeviceBuffer* out);
+// upload_to_device for fp32 values.
 Status upload_floats(const float* values, int64_t n, const std::string& what, DeviceBuffer* out);
 
 }  // namespace attune::cuda
