@@ -112,13 +112,7 @@ class Trainer final : public CudaTrainer {
     const int64_t H = c.hidden_size, V = c.vocab_size, L = c.num_hidden_layers;
     *loss_sum = 0;
     *targets = 0;
-    if (T < 2) return Status::invalid_argument("A training sequence needs at least two tokens");
-    for (int64_t t = 0; t < T; ++t) {
-      if (ids[t] < 0 || ids[t] >= V) return Status::invalid_argument("Token id " + std::to_string(ids[t]) + " is outside the vocabulary");
-      if (labels[t] != -100 && (labels[t] < 0 || labels[t] >= V)) {
-        return Status::invalid_argument("Label " + std::to_string(labels[t]) + " is neither a token id nor -100");
-      }
-    }
+    if (Status checked = train::check_training_sequence(ids, labels, T, V); !checked.ok()) return checked;
     sample_ = sample;
     ATTUNE_CUDA_TRY(prepare_sequence(ids, labels, T, targets));
 

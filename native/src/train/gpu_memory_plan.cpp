@@ -10,25 +10,6 @@ constexpr int64_t kF32 = 4, kI32 = 4, kF64 = 8;
 // ops_optimizer.cu's partial sums per gradient tensor for the norm (grad_sum_squares_workspace).
 constexpr int64_t kNormPartials = 64;
 
-struct Dims {
-  int64_t in, out;
-};
-
-Dims module_dims(const ModelConfig& c, Module module) {
-  const int64_t H = c.hidden_size, I = c.intermediate_size, q = c.num_attention_heads * c.head_dim,
-                kv = c.num_key_value_heads * c.head_dim;
-  switch (module) {
-    case Module::kQ: return {H, q};
-    case Module::kK: return {H, kv};
-    case Module::kV: return {H, kv};
-    case Module::kO: return {q, H};
-    case Module::kGate: return {H, I};
-    case Module::kUp: return {H, I};
-    case Module::kDown: return {I, H};
-  }
-  return {0, 0};
-}
-
 }  // namespace
 
 MemoryPlan plan_gpu_training_memory(const ModelConfig& c, const AdapterOptions& a, const GpuPlanInputs& in) {
@@ -44,7 +25,7 @@ MemoryPlan plan_gpu_training_memory(const ModelConfig& c, const AdapterOptions& 
   int64_t linears = 0, biases = 0;
   for (int m = 0; m < kModuleCount; ++m) {
     const Module module = static_cast<Module>(m);
-    const Dims d = module_dims(c, module);
+    const ModuleDims d = module_dims(c, module);
     linears += d.in * d.out;
     const bool qkv = module == Module::kQ || module == Module::kK || module == Module::kV;
     if ((qkv && c.qkv_bias) || (module == Module::kO && c.o_bias)) biases += d.out;
@@ -57,7 +38,7 @@ MemoryPlan plan_gpu_training_memory(const ModelConfig& c, const AdapterOptions& 
   int64_t values = 0, tensors = 0, dora = 0, max_in = 0, max_out = 0, per_layer_u = 0;
   for (int m = 0; m < kModuleCount; ++m) {
     if (!a.targets[static_cast<size_t>(m)]) continue;
-    const Dims d = module_dims(c, static_cast<Module>(m));
+    const ModuleDims d = module_dims(c, static_cast<Module>(m));
     values += L * (r * d.in + d.out * r + (a.dora ? d.out : 0));
     tensors += L * (a.dora ? 3 : 2);
     if (a.dora) dora += L * (3 * d.out + r * d.out + r * r) * kF32;

@@ -9,12 +9,9 @@ namespace {
 constexpr int64_t kF32 = static_cast<int64_t>(sizeof(float));
 constexpr int64_t kI32 = static_cast<int64_t>(sizeof(int32_t));
 
-struct Dims {
-  int64_t in, out;
-};
+}  // namespace
 
-// A decoder linear's input and output widths, as model/llama.cpp binds them.
-Dims module_dims(const ModelConfig& c, Module module) {
+ModuleDims module_dims(const ModelConfig& c, Module module) {
   const int64_t H = c.hidden_size, I = c.intermediate_size, q = c.num_attention_heads * c.head_dim,
                 kv = c.num_key_value_heads * c.head_dim;
   switch (module) {
@@ -29,8 +26,6 @@ Dims module_dims(const ModelConfig& c, Module module) {
   return {0, 0};
 }
 
-}  // namespace
-
 MemoryPlan plan_training_memory(const ModelConfig& c, const AdapterOptions& a, int64_t seq_len, bool gradient_checkpointing,
                                 bool nf4_base, int64_t weight_file_bytes) {
   const int64_t T = std::max<int64_t>(seq_len, 0), H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size,
@@ -42,7 +37,7 @@ MemoryPlan plan_training_memory(const ModelConfig& c, const AdapterOptions& a, i
   p.weights = weight_file_bytes;
   if (nf4_base) {
     for (int m = 0; m < kModuleCount; ++m) {
-      const Dims d = module_dims(c, static_cast<Module>(m));
+      const ModuleDims d = module_dims(c, static_cast<Module>(m));
       p.weights += L * d.in * d.out * kF32;
     }
   }
@@ -52,7 +47,7 @@ MemoryPlan plan_training_memory(const ModelConfig& c, const AdapterOptions& a, i
   int64_t values = 0, dora_norms = 0, max_in = 0, per_layer_u = 0;
   for (int m = 0; m < kModuleCount; ++m) {
     if (!a.targets[static_cast<size_t>(m)]) continue;
-    const Dims d = module_dims(c, static_cast<Module>(m));
+    const ModuleDims d = module_dims(c, static_cast<Module>(m));
     values += L * (r * d.in + d.out * r + (a.dora ? d.out : 0));
     if (a.dora) dora_norms += L * 2 * d.out;
     max_in = std::max(max_in, d.in);

@@ -13,6 +13,12 @@ namespace attune::train {
 // Positions per lm_head chunk in the trainer's head: never [T, vocab] logits at once.
 constexpr int64_t kLogitRows = 64;
 
+// A decoder linear's input and output widths, as model/llama.cpp binds them.
+struct ModuleDims {
+  int64_t in = 0, out = 0;
+};
+ModuleDims module_dims(const ModelConfig& config, Module module);
+
 // Bytes, by part.
 struct MemoryPlan {
   int64_t weights = 0;      // the memory-mapped weight files, plus a 4-bit base's fp32 dequantized linears

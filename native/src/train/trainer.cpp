@@ -217,19 +217,24 @@ void Trainer::backward_layer(int64_t l, Layer& s, int64_t T, uint64_t sample, fl
   backward_scratch_ = std::max(backward_scratch_, held);
 }
 
+Status check_training_sequence(const int32_t* ids, const int32_t* labels, int64_t T, int64_t vocab) {
+  if (T < 2) return Status::invalid_argument("A training sequence needs at least two tokens");
+  for (int64_t t = 0; t < T; ++t) {
+    if (ids[t] < 0 || ids[t] >= vocab) return Status::invalid_argument("Token id " + std::to_string(ids[t]) + " is outside the vocabulary");
+    if (labels[t] != -100 && (labels[t] < 0 || labels[t] >= vocab)) {
+      return Status::invalid_argument("Label " + std::to_string(labels[t]) + " is neither a token id nor -100");
+    }
+  }
+  return {};
+}
+
 Status Trainer::accumulate(const int32_t* ids, const int32_t* labels, int64_t T, float loss_scale, uint64_t sample,
                            double* loss_sum, int64_t* targets) {
   const ModelConfig& c = model_.config();
   const int64_t H = c.hidden_size, V = c.vocab_size, L = c.num_hidden_layers;
   *loss_sum = 0;
   *targets = 0;
-  if (T < 2) return Status::invalid_argument("A training sequence needs at least two tokens");
-  for (int64_t t = 0; t < T; ++t) {
-    if (ids[t] < 0 || ids[t] >= V) return Status::invalid_argument("Token id " + std::to_string(ids[t]) + " is outside the vocabulary");
-    if (labels[t] != -100 && (labels[t] < 0 || labels[t] >= V)) {
-      return Status::invalid_argument("Label " + std::to_string(labels[t]) + " is neither a token id nor -100");
-    }
-  }
+  if (Status checked = check_training_sequence(ids, labels, T, V); !checked.ok()) return checked;
   model_.rope().ensure(T);
   positions_.resize(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) positions_[static_cast<size_t>(t)] = static_cast<int32_t>(t);

@@ -23,6 +23,9 @@ struct TrainerOptions {
   AdamWOptions adamw;  // lr is given per step
 };
 
+// A sequence the trainers accept: at least two tokens, ids in the vocabulary, labels ids or -100.
+Status check_training_sequence(const int32_t* ids, const int32_t* labels, int64_t T, int64_t vocab);
+
 class Trainer {
  public:
   Trainer(LlamaModel& model, AdapterSet adapters, unsigned threads, const TrainerOptions& options);
