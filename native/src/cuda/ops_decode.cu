@@ -23,6 +23,7 @@
 
 #include "cuda/cuda_status.h"
 #include "cuda/dtype.cuh"
+#include "cuda/reduce.cuh"
 
 namespace attune::cuda {
 
@@ -39,12 +40,6 @@ constexpr int64_t kChunkAlign = 32;
 // 16-byte loads issued before their products are used: enough bytes in flight per warp to cover
 // the memory latency with the 8–16 warps an SM holds per block of rows.
 constexpr int kUnroll = 4;
-
-__device__ __forceinline__ float warp_sum(float v) {
-  // Butterfly: every lane ends with the sum, in an order fixed by the lane numbers.
-  for (int offset = kWarpSize / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
 
 // Columns of x staged per chunk: as many as fit kXStageFloats for T rows, no more than the row.
 int64_t stage_columns(int64_t T, int64_t in) {

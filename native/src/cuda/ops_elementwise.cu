@@ -11,6 +11,7 @@
 
 #include "cuda/cuda_status.h"
 #include "cuda/dtype.cuh"
+#include "cuda/reduce.cuh"
 
 namespace attune::cuda {
 
@@ -24,13 +25,6 @@ constexpr long long kMaxBlocks = 1 << 16;
 
 // Blocks of kThreads for n elements (n > 0), capped at kMaxBlocks.
 unsigned grid_for(int64_t n) { return static_cast<unsigned>(std::min<long long>(blocks_for(n, kThreads), kMaxBlocks)); }
-
-// The first index of this thread and the stride of a grid-stride loop, both 64-bit: blockIdx.x *
-// blockDim.x alone is a 32-bit product.
-__device__ __forceinline__ int64_t first_index() {
-  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ __forceinline__ int64_t grid_stride() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
 
 // Size checks shared by the launchers: negative sizes and null pointers with work to do are the
 // caller's mistake, reported by op name.

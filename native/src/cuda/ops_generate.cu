@@ -31,24 +31,17 @@
 
 #include "cuda/cuda_status.h"
 #include "cuda/dtype.cuh"
+#include "cuda/reduce.cuh"
 
 namespace attune::cuda {
 
 namespace {
 
-constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kAttnWarps = 4;
 constexpr int kAttnThreads = kAttnWarps * 32;
 constexpr int kMaxPerLane = static_cast<int>(kCacheAttentionMaxDim / 32);
 constexpr int kCombineThreads = 128;
 constexpr unsigned kAppendThreads = 256;
-
-// Butterfly sum: every lane ends with the same value, in an order fixed by the lane numbers.
-__device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) x += __shfl_xor_sync(kFullMask, x, offset);
-  return x;
-}
 
 template <typename T>
 __global__ void kv_append_kernel(const float* __restrict__ k, const float* __restrict__ v,

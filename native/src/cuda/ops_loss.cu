@@ -10,6 +10,7 @@
 
 #include "cuda/cuda_status.h"
 #include "cuda/dtype.cuh"
+#include "cuda/reduce.cuh"
 
 namespace attune::cuda {
 
@@ -19,46 +20,6 @@ namespace {
 // costs nothing that matters. A multiple of 32 (the reductions assume whole warps).
 constexpr unsigned kRowThreads = 512;
 constexpr unsigned kSumThreads = 1024;
-constexpr int kMaxWarps = 32;
-
-__device__ __forceinline__ float warp_max(float v) {
-  for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-  return v;
-}
-
-__device__ __forceinline__ double warp_sum(double v) {
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-// Block-wide reductions whose result every thread gets. Each warp reduces with shuffles, lane 0
-// leaves the warp's value in shared memory, and then every thread combines the warp values itself,
-// in the same order (warp 0, 1, ...): all threads hold the same bits, and the order does not
-// depend on timing (deterministic). The leading __syncthreads() protects `shared` from a previous
-// call whose threads may still be reading it. Every thread of the block must call these.
-__device__ float block_max(float v, float* shared) {
-  v = warp_max(v);
-  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  const unsigned warps = blockDim.x >> 5;
-  float result = shared[0];
-  for (unsigned w = 1; w < warps; ++w) result = fmaxf(result, shared[w]);
-  return result;
-}
-
-__device__ double block_sum(double v, double* shared) {
-  v = warp_sum(v);
-  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  const unsigned warps = blockDim.x >> 5;
-  double result = shared[0];
-  for (unsigned w = 1; w < warps; ++w) result += shared[w];
-  return result;
-}
 
 // No __restrict__: dlogits may be logits. Safety of the in-place case: every read of the row that
 // the loss needs (the target logit, the max pass, the sum pass) happens before the __syncthreads()
@@ -67,8 +28,8 @@ __device__ double block_sum(double v, double* shared) {
 template <typename T>
 __global__ void cross_entropy_kernel(const T* logits, const int32_t* targets, int64_t V, float scale, T* dlogits,
                                      float* row_loss) {
-  __shared__ float shared_max[kMaxWarps];
-  __shared__ double shared_sum[kMaxWarps];
+  __shared__ float shared_max[kMaxWarpsPerBlock];
+  __shared__ double shared_sum[kMaxWarpsPerBlock];
   const int64_t r = blockIdx.x;
   const T* x = logits + r * V;
   T* d = dlogits + r * V;
@@ -114,7 +75,7 @@ __global__ void cross_entropy_kernel(const T* logits, const int32_t* targets, in
 }
 
 __global__ void sum_floats_kernel(const float* x, int64_t n, double* out, bool accumulate) {
-  __shared__ double shared[kMaxWarps];
+  __shared__ double shared[kMaxWarpsPerBlock];
   double s = 0.0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += static_cast<double>(x[i]);
   const double total = block_sum(s, shared);

@@ -19,6 +19,7 @@
 
 #include "cuda/cuda_status.h"
 #include "cuda/dtype.cuh"
+#include "cuda/reduce.cuh"
 #include "quant/nf4.h"
 
 namespace attune::cuda {
@@ -42,11 +43,6 @@ int log2_exact(int64_t v) {
   while ((int64_t{1} << shift) < v) ++shift;
   return shift;
 }
-
-__device__ __forceinline__ int64_t first_index() {
-  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ __forceinline__ int64_t grid_stride() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
 
 // --- Dequantization
 
@@ -143,11 +139,6 @@ __device__ unsigned dynamic_index(const float* map, float x) {
   }
   const float midpoint = __fmul_rn(__fadd_rn(lower, val), 0.5f);
   return static_cast<unsigned>(x < midpoint ? lower_pivot : pivot);
-}
-
-__device__ __forceinline__ float warp_max(float v) {
-  for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-  return v;
 }
 
 // One warp per NF4 block of `blocksize` values (the last may be short); warps stride over the

@@ -9,6 +9,7 @@
 
 #include "cuda/cuda_status.h"
 #include "cuda/dtype.cuh"
+#include "cuda/reduce.cuh"
 
 namespace attune::cuda {
 
@@ -27,29 +28,6 @@ unsigned row_threads(int64_t H) {
   return static_cast<unsigned>(warps * 32);
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-// The sum of v over the block, returned to every thread. blockDim.x must be a multiple of 32 and
-// at most 1024, and every thread of the block must call it (it has barriers). Every thread adds
-// the per-warp partials in the same order, so all get the same value. The trailing barrier makes
-// it safe to call again (the next row) without a reader of `partial` racing the next writer.
-__device__ float block_sum(float v) {
-  __shared__ float partial[32];
-  v = warp_sum(v);
-  const unsigned lane = threadIdx.x & 31u;
-  const unsigned warp = threadIdx.x >> 5;
-  if (lane == 0) partial[warp] = v;
-  __syncthreads();
-  float total = 0.0f;
-  const unsigned warps = blockDim.x >> 5;
-  for (unsigned w = 0; w < warps; ++w) total += partial[w];
-  __syncthreads();
-  return total;
-}
-
 // No __restrict__ on x/out or dy/dx: they may alias (in place). Within a row, the first pass reads
 // every element, block_sum's barrier separates it from the second pass, and in the second pass
 // each element is read and then written by the same thread, touched by no other.
@@ -57,6 +35,7 @@ __device__ float block_sum(float v) {
 template <typename T>
 __global__ void __launch_bounds__(kMaxRowThreads)
     rmsnorm_forward_kernel(const T* x, const float* weight, float eps, int64_t tokens, int64_t H, T* out, float* rstd) {
+  __shared__ float partial[kMaxWarpsPerBlock];
   for (int64_t t = blockIdx.x; t < tokens; t += gridDim.x) {
     const T* row = x + t * H;
     float sum = 0.0f;
@@ -64,7 +43,7 @@ __global__ void __launch_bounds__(kMaxRowThreads)
       const float v = to_float(row[j]);
       sum += v * v;
     }
-    sum = block_sum(sum);
+    sum = block_sum(sum, partial);
     // 1/sqrtf (both correctly rounded) as the CPU's 1.0f / std::sqrt, rather than the
     // approximate rsqrtf.
     const float r = 1.0f / sqrtf(sum / static_cast<float>(H) + eps);
@@ -78,6 +57,7 @@ template <typename T>
 __global__ void __launch_bounds__(kMaxRowThreads)
     rmsnorm_backward_dx_kernel(const T* dy, const T* x, const float* weight, const float* rstd, int64_t tokens,
                                int64_t H, T* dx, bool accumulate) {
+  __shared__ float partial[kMaxWarpsPerBlock];
   for (int64_t t = blockIdx.x; t < tokens; t += gridDim.x) {
     const T* g = dy + t * H;
     const T* row = x + t * H;
@@ -85,7 +65,7 @@ __global__ void __launch_bounds__(kMaxRowThreads)
     const float r = rstd[t];
     float dot = 0.0f;
     for (int64_t j = threadIdx.x; j < H; j += blockDim.x) dot += to_float(g[j]) * weight[j] * to_float(row[j]);
-    dot = block_sum(dot);
+    dot = block_sum(dot, partial);
     // c = Σ_j dy_j·w_j·x_j · r³ / H
     const float c = dot * r * r * r / static_cast<float>(H);
     for (int64_t j = threadIdx.x; j < H; j += blockDim.x) {

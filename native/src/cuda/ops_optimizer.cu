@@ -15,6 +15,7 @@
 
 #include "cuda/cuda_status.h"
 #include "cuda/dtype.cuh"
+#include "cuda/reduce.cuh"
 #include "train/adamw.h"
 
 namespace attune::cuda {
@@ -23,37 +24,11 @@ namespace {
 
 constexpr unsigned kThreads = 256;
 constexpr long long kMaxBlocks = 1 << 16;
-constexpr int kMaxWarps = 32;
 
 // Partial sums per tensor in grad_sum_squares (blocks per tensor: the grid is (kPartials, tensors
 // of the group)); tensors per launch (their pointers travel in the kernel's parameters).
 constexpr unsigned kPartials = 64;
 constexpr int kGroup = 32;
-
-__device__ __forceinline__ int64_t first_index() {
-  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ __forceinline__ int64_t grid_stride() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
-
-__device__ __forceinline__ double warp_sum(double v) {
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-// Σ v over the block, in an order fixed by blockDim (shuffles within warps, then warp 0, 1, ... in
-// order); every thread gets the same bits. Every thread of the block must call it.
-__device__ double block_sum(double v) {
-  __shared__ double shared[kMaxWarps];
-  v = warp_sum(v);
-  const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  const unsigned warps = blockDim.x >> 5;
-  double result = shared[0];
-  for (unsigned w = 1; w < warps; ++w) result += shared[w];
-  return result;
-}
 
 // --- AdamW
 
@@ -90,6 +65,7 @@ struct GradGroup {
 // b·blockDim + k·kPartials·blockDim + thread (a fixed split) and writes partials[t·kPartials + b].
 // Squares of fp32 values are exact in double; the sums round in double.
 __global__ void sum_squares_kernel(GradGroup group, double* partials) {
+  __shared__ double shared[kMaxWarpsPerBlock];
   const unsigned t = blockIdx.y;
   const float* x = group.data[t];
   const int64_t n = group.numel[t];
@@ -98,15 +74,16 @@ __global__ void sum_squares_kernel(GradGroup group, double* partials) {
     const double v = static_cast<double>(x[i]);
     s += v * v;
   }
-  const double total = block_sum(s);
+  const double total = block_sum(s, shared);
   if (threadIdx.x == 0) partials[static_cast<int64_t>(t) * kPartials + blockIdx.x] = total;
 }
 
 // One block: Σ partials[count] in a fixed order → *out.
 __global__ void sum_partials_kernel(const double* partials, int64_t count, double* out) {
+  __shared__ double shared[kMaxWarpsPerBlock];
   double s = 0.0;
   for (int64_t i = threadIdx.x; i < count; i += blockDim.x) s += partials[i];
-  const double total = block_sum(s);
+  const double total = block_sum(s, shared);
   if (threadIdx.x == 0) *out = total;
 }
 
