@@ -3,7 +3,8 @@
 // and lse), the backward (dq, dk, dv) and the inference forward against a cache (past > 0, with
 // and without the flash-decoding workspace). Shapes: T = 1, 7, 65, 200 (not multiples of any tile),
 // heads/kv_heads 4/4, 8/2 (GQA), 6/1 (MQA), head dims 64 and 128 throughout, and 32, 80, 96, 256
-// on a few shapes. Cache rows past past + T hold NaN: reading them would show in the output.
+// on a few shapes; 16 (the golden test models': 4/2 and 4/4 heads) on four training shapes and
+// five cached ones. Cache rows past past + T hold NaN: reading them would show in the output.
 //
 // Limits. bf16 outputs: error_limit<bf16>() (storage rounding, 2⁻⁹ relative per element). lse is
 // fp32 for both dtypes and computed from the same (rounded) inputs: 1e-5. f32 forward: 1e-5; the
@@ -14,7 +15,7 @@
 // are 0, the CPU gets exactly 0, and the comparison measures that rounding noise in absolute
 // terms, a few 1e-6 over a few hundred elements. (The kernels' source run through a CPU emulation
 // of blocks, barriers and shuffles gave: f32 forward ≤ 9e-7, lse ≤ 3e-7, backward ≤ 1.3e-6 except
-// T=1 dk 3.5e-6; bf16 ≤ 2.8e-3.)
+// T=1 dk 3.5e-6; bf16 ≤ 2.8e-3; at head dim 16: f32 forward ≤ 7e-7, backward ≤ 1e-6, bf16 ≤ 2.2e-3.)
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -78,7 +79,7 @@ bool ok_or_print(const Status& status) {
 }
 
 // Training shapes: T ∈ {1, 7, 65, 200} × heads/kv_heads ∈ {4/4, 8/2, 6/1} × dim ∈ {64, 128}, and
-// the other head dims on a few of them.
+// the other head dims on a few of them (16 on four).
 std::vector<Shape> training_shapes() {
   std::vector<Shape> shapes;
   for (int64_t tokens : {1, 7, 65, 200}) {
@@ -91,6 +92,12 @@ std::vector<Shape> training_shapes() {
   shapes.push_back({200, 0, 4, 4, 96});
   shapes.push_back({7, 0, 4, 4, 256});
   shapes.push_back({65, 0, 8, 2, 256});
+  // Head dim 16, the golden test models' (heads/kv_heads 4/2 and 4/4): lanes 16..31 own no
+  // output column.
+  shapes.push_back({1, 0, 4, 2, 16});
+  shapes.push_back({7, 0, 4, 2, 16});
+  shapes.push_back({65, 0, 4, 4, 16});
+  shapes.push_back({200, 0, 6, 1, 16});
   return shapes;
 }
 
@@ -213,6 +220,17 @@ void check_all_cached(uint64_t seed) {
   const Shape small = {1, 1000, 8, 2, 64};
   check_forward_cached<T>(small, 3 * static_cast<size_t>(small.heads * (small.dim + 2)) * sizeof(float), seed);
   check_forward_cached<T>({200, 33, 8, 2, 64}, SIZE_MAX, seed + 100);
+  // Head dim 16 (the golden test models'): decode (R = 1) and prefill (R = 4) rows, without and
+  // with the workspace; the 130-token prefill is 34 blocks, split in 3 on a GPU of more than 34 SMs.
+  seed += 200;
+  for (const Shape& s : {Shape{3, 5, 4, 2, 16}, Shape{33, 40, 4, 2, 16}}) {
+    check_forward_cached<T>(s, 0, seed);
+    seed += 100;
+  }
+  for (const Shape& s : {Shape{1, 1000, 4, 2, 16}, Shape{3, 501, 4, 4, 16}, Shape{130, 300, 4, 2, 16}}) {
+    check_forward_cached<T>(s, SIZE_MAX, seed);
+    seed += 100;
+  }
 }
 
 }  // namespace
@@ -227,7 +245,9 @@ TEST(cuda_attention_forward_cached_bf16) { check_all_cached<bf16>(4000); }
 
 TEST(cuda_attention_rejects_bad_shapes) {
   DeviceArray<float> x(4 * 256), lse(4), delta(4);
-  for (int64_t dim : {48, 16, 512}) {
+  for (int64_t dim : {16, 32, 64, 80, 96, 128, 256}) CHECK(attune::cuda::attention_head_dim_supported(dim));
+  for (int64_t dim : {8, 48, 512}) {
+    CHECK(!attune::cuda::attention_head_dim_supported(dim));
     const Status forward = attune::cuda::attention_forward<float>(x.get(), x.get(), x.get(), 1, 0, 1, 1, dim, x.get(),
                                                                   nullptr);
     const Status train = attune::cuda::attention_forward_train<float>(x.get(), x.get(), x.get(), 1, 1, 1, dim, x.get(),

@@ -42,11 +42,6 @@ double ms_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
-bool attention_forward_takes(int64_t dim) {
-  // The head dims attention_forward (ops_attention.h) is compiled for; others use cache_attention.
-  return dim == 32 || dim == 64 || dim == 80 || dim == 96 || dim == 128 || dim == 256;
-}
-
 // Host fp32 values rounded to bf16 (nearest even), uploaded.
 Status upload_bf16(const std::vector<float>& values, const std::string& what, DeviceBuffer* out) {
   std::vector<__nv_bfloat16> narrowed(values.size());
@@ -521,7 +516,7 @@ class Generator final : public CudaGenerator {
       ATTUNE_CUDA_TRY(ensure<E>(q_pre_, rows * q_dim, "the prefill's queries before their norm"));
       ATTUNE_CUDA_TRY(ensure<E>(k_pre_, rows * kv_dim, "the prefill's keys before their norm"));
     }
-    if (!attention_forward_takes(c_.head_dim)) {
+    if (!attention_head_dim_supported(c_.head_dim)) {
       ATTUNE_CUDA_TRY(ensure<float>(prefill_partial_, cache_attention_workspace_floats(rows, c_.num_attention_heads, c_.head_dim, 1),
                                     "the prefill attention's workspace"));
     }
@@ -562,7 +557,7 @@ class Generator final : public CudaGenerator {
     ATTUNE_CUDA_TRY(linear(l, Module::kV, normed, rows, v));
     ATTUNE_CUDA_TRY(rope_forward<E>(q, positions, rows, nh, hd, cos_.as<float>(), sin_.as<float>(), stream_));
     ATTUNE_CUDA_TRY(rope_forward<E>(k, positions, rows, nkv, hd, cos_.as<float>(), sin_.as<float>(), stream_));
-    if (attention_forward_takes(hd)) {
+    if (attention_head_dim_supported(hd)) {
       ATTUNE_CUDA_TRY(attention_forward<E>(q, k_all, v_all, rows, pos, nh, nkv, hd, attn, stream_));
     } else {
       ATTUNE_CUDA_TRY((cache_attention<E, E>(q, k_all, v_all, positions, rows, capacity_, nh, nkv, hd, attention_scale(), 1,

@@ -12,7 +12,9 @@
 //      so no score row is ever stored;
 //   4. the V tile replaces the K tile in the same buffer (one buffer keeps head dim 256 inside the
 //      64 KB a block may have on sm_75), and each lane accumulates the output columns
-//      lane, lane+32, ... of its rows, taking each key's probability from lane j by shuffle.
+//      lane, lane+32, ... of its rows ((D + 31) / 32 of them, each access checked against D: at
+//      D = 16 lanes 16..31 own none and only serve their keys' probabilities), taking each key's
+//      probability from lane j by shuffle.
 // Rows past the end and keys past the causal limit are masked (probability 0), never read out of
 // bounds: tiles are zero-filled beyond the last key the block needs.
 //
@@ -27,20 +29,20 @@
 // the tiling stay as they are. Loads here are scalar (coalesced); 16-byte vector loads are the
 // other easy win.
 //
-// Shared memory per block (fp32 tiles): R=4: D=64: 12.1 KB, D=128: 24.1 KB, D=256: 48.1 KB (opts
-// in beyond 48 KB); R=1: D=128: 18.1 KB, D=256: 36.1 KB.
+// Shared memory per block (fp32 tiles): R=4: D=16: 3.1 KB, D=64: 12.1 KB, D=128: 24.1 KB,
+// D=256: 48.1 KB (opts in beyond 48 KB); R=1: D=16: 2.4 KB, D=128: 18.1 KB, D=256: 36.1 KB.
 // ptxas (nvcc 13.0, Release, __launch_bounds__(128, 4)), registers per thread (float; bf16 within
-// ±2), 0 bytes of spills in every instantiation at sm_90, sm_80 and sm_75:
-//   sm_90 attention_forward_kernel R=4: D=32: 87, 64: 89, 80: 91, 96: 92, 128: 108, 256: 110
-//         attention_forward_kernel R=1: D=32: 64, 64: 64, 80: 60, 96: 60, 128: 62, 256: 79
+// ±4), 0 bytes of spills in every instantiation at sm_90, sm_80 and sm_75:
+//   sm_90 attention_forward_kernel R=4: D=16: 88, 32: 87, 64: 89, 80: 91, 96: 92, 128: 108, 256: 110
+//         attention_forward_kernel R=1: D=16: 64, 32: 64, 64: 64, 80: 60, 96: 60, 128: 62, 256: 79
 //         attention_combine_kernel: 32
-//   sm_75 the same within ±8 (R=4, D=256: 108).
+//   sm_80 and sm_75 the same within ±8 (R=4, D=256: 108; combine at sm_75: 37).
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <string>
-#include <type_traits>
 
+#include "cuda/attention_common.cuh"
 #include "cuda/cuda_status.h"
 #include "cuda/dtype.cuh"
 #include "cuda/ops_attention.h"
@@ -49,47 +51,16 @@ namespace attune::cuda {
 
 namespace {
 
-constexpr unsigned kFullMask = 0xffffffffu;
-constexpr int kWarps = 4;                 // warps per block
-constexpr int kThreads = kWarps * 32;     // threads per block
-constexpr int kKeyTile = 32;              // keys per tile: one per lane
-// Blocks per SM the tile kernels are compiled for: what ~49 KB of shared memory per block allows at
-// the largest tiles. It caps registers at 128 per thread; without it ptxas picks a lower target
-// and spills a few bytes in some instantiations.
-constexpr int kMinBlocksPerSm = 4;
+// The block shape (kWarps, kThreads, kKeyTile, kMinBlocksPerSm), warp_max/warp_sum, load_rows and
+// the host helpers (check_shape, dispatch_head_dim, softmax_scale, allow_shared_memory) come from
+// attention_common.cuh, shared with the backward.
+using namespace attention_detail;
+
 constexpr int64_t kDecodeRows = 16;       // at most this many query rows per kv head: R = 1
 constexpr int kMaxSplits = 64;            // key splits of flash-decoding, at most
 constexpr int kMinTilesPerSplit = 4;      // each split reads at least 128 keys
 constexpr int kCombineThreads = 128;
-constexpr size_t kDefaultSharedBytes = 48 * 1024;  // more needs cudaFuncSetAttribute
-constexpr int64_t kMaxRows = int64_t{1} << 30;
 
-__device__ __forceinline__ float warp_max(float x) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) x = fmaxf(x, __shfl_xor_sync(kFullMask, x, offset));
-  return x;
-}
-
-// Butterfly sum: every lane ends with the same value (a + b == b + a exactly in IEEE).
-__device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) x += __shfl_xor_sync(kFullMask, x, offset);
-  return x;
-}
-
-// Rows [first, first + kKeyTile) of head `head` of x[*, heads, D] into dst[kKeyTile][D + 1] as
-// fp32, zeros for rows at or after `end`. Consecutive threads read consecutive elements of a row
-// (coalesced).
-template <typename T, int D>
-__device__ __forceinline__ void load_key_tile(const T* __restrict__ x, int first, int end, int heads, int head,
-                                              float* __restrict__ dst) {
-  for (int idx = static_cast<int>(threadIdx.x); idx < kKeyTile * D; idx += kThreads) {
-    const int j = idx / D;
-    const int c = idx - j * D;
-    const int row = first + j;
-    dst[j * (D + 1) + c] = row < end ? to_float(x[(static_cast<int64_t>(row) * heads + head) * D + c]) : 0.0f;
-  }
-}
 
 template <int D, int R>
 constexpr size_t forward_shared_bytes() {
@@ -162,7 +133,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm)
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
     const int k0 = static_cast<int>(tile) * kKeyTile;
     __syncthreads();  // the previous V tile is no longer read (and, first time, q_s is complete)
-    load_key_tile<T, D>(k, k0, key_end, kv_heads, kh, kv_s);
+    load_rows<T, D, kKeyTile, D + 1>(k, k0, key_end, kv_heads, kh, kv_s);
     __syncthreads();
 
     // Scores of key k0 + lane against this warp's rows.
@@ -198,7 +169,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm)
     }
 
     __syncthreads();  // every warp is done with the K tile
-    load_key_tile<T, D>(v, k0, key_end, kv_heads, kh, kv_s);
+    load_rows<T, D, kKeyTile, D + 1>(v, k0, key_end, kv_heads, kh, kv_s);
     __syncthreads();
 
     // acc[rr][c] += Σ_j p_j · V[j][c], p_j from lane j.
@@ -281,57 +252,6 @@ __global__ void __launch_bounds__(kCombineThreads)
   if (lse != nullptr && threadIdx.x == 0) lse[row] = max_m + logf(sum);
 }
 
-Status unsupported_dim(const char* op, int64_t dim) {
-  return Status::invalid_argument(std::string(op) + ": head dim " + std::to_string(dim) +
-                                  " is not supported (supported: 32, 64, 80, 96, 128, 256)");
-}
-
-// Calls f(std::integral_constant<int, dim>) for a supported head dim.
-template <typename F>
-Status dispatch_head_dim(const char* op, int64_t dim, F&& f) {
-  switch (dim) {
-    case 32: return f(std::integral_constant<int, 32>());
-    case 64: return f(std::integral_constant<int, 64>());
-    case 80: return f(std::integral_constant<int, 80>());
-    case 96: return f(std::integral_constant<int, 96>());
-    case 128: return f(std::integral_constant<int, 128>());
-    case 256: return f(std::integral_constant<int, 256>());
-    default: return unsupported_dim(op, dim);
-  }
-}
-
-// Shapes every attention op accepts: counts in range for int positions and the launch grid.
-Status check_shape(const char* op, int64_t tokens, int64_t past, int64_t heads, int64_t kv_heads, int64_t dim) {
-  const std::string name(op);
-  if (tokens < 0 || past < 0) return Status::invalid_argument(name + ": tokens and past must be >= 0");
-  if (heads < 1 || kv_heads < 1 || heads % kv_heads != 0) {
-    return Status::invalid_argument(name + ": heads (" + std::to_string(heads) +
-                                    ") must be a positive multiple of kv_heads (" + std::to_string(kv_heads) + ")");
-  }
-  if (dim != 32 && dim != 64 && dim != 80 && dim != 96 && dim != 128 && dim != 256) return unsupported_dim(op, dim);
-  if (kv_heads > 65535) return Status::invalid_argument(name + ": more than 65535 kv_heads");
-  // Positions and row numbers are ints in the kernels, with room for a tile past the end.
-  if (tokens >= kMaxRows || past >= kMaxRows || heads >= kMaxRows || past + tokens >= kMaxRows ||
-      tokens * heads >= kMaxRows) {
-    return Status::invalid_argument(name + ": past + tokens and tokens * heads must be below 2^30");
-  }
-  return Status();
-}
-
-// Lets `kernel` use `bytes` of dynamic shared memory (beyond 48 KB it must opt in), or says why not.
-Status allow_shared_memory(const void* kernel, size_t bytes, const char* op) {
-  if (bytes <= kDefaultSharedBytes) return Status();
-  int device = 0, limit = 0;
-  ATTUNE_CUDA_TRY(check(cudaGetDevice(&device), op));
-  ATTUNE_CUDA_TRY(check(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), op));
-  if (bytes > static_cast<size_t>(limit)) {
-    return Status::invalid_argument(std::string(op) + ": needs " + std::to_string(bytes) +
-                                    " bytes of shared memory per block for this head dim; this GPU allows " +
-                                    std::to_string(limit));
-  }
-  return check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), op);
-}
-
 // How many key splits a grid of `blocks` blocks gets (1 = none): enough to give the GPU about two
 // blocks per SM, each split at least kMinTilesPerSplit tiles, within the workspace.
 Status choose_splits(int64_t blocks, int64_t key_tiles, int64_t tokens, int64_t heads, int64_t dim,
@@ -370,7 +290,7 @@ Status forward_with_rows(const T* q, const T* k, const T* v, int tokens, int pas
     tiles_per_split = (key_tiles + splits - 1) / splits;
     splits = static_cast<int>((key_tiles + tiles_per_split - 1) / tiles_per_split);  // no empty last split
   }
-  const float scale = 1.0f / sqrtf(static_cast<float>(D));
+  const float scale = softmax_scale(D);
   const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(kv_heads), static_cast<unsigned>(splits));
   if (splits == 1) {
     kernel<<<grid, kThreads, shared, stream>>>(q, k, v, tokens, past, heads, kv_heads, group, scale, tiles_per_split,
@@ -392,7 +312,7 @@ template <typename T>
 Status forward(const char* op, const T* q, const T* k, const T* v, int64_t tokens, int64_t past, int64_t heads,
                int64_t kv_heads, int64_t dim, T* out, float* lse, void* workspace, size_t workspace_bytes,
                cudaStream_t stream) {
-  ATTUNE_CUDA_TRY(check_shape(op, tokens, past, heads, kv_heads, dim));
+  ATTUNE_CUDA_TRY(check_shape(op, tokens, past, heads, kv_heads, dim, /*has_past=*/true));
   if (tokens == 0) return Status();
   if (q == nullptr || k == nullptr || v == nullptr || out == nullptr) {
     return Status::invalid_argument(std::string(op) + ": null pointer");
@@ -412,6 +332,8 @@ Status forward(const char* op, const T* q, const T* k, const T* v, int64_t token
 }
 
 }  // namespace
+
+bool attention_head_dim_supported(int64_t dim) { return head_dim_supported(dim); }
 
 size_t attention_forward_workspace_bytes(int64_t tokens, int64_t heads, int64_t dim) {
   if (tokens <= 0 || heads <= 0 || dim <= 0) return 0;

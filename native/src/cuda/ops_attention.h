@@ -7,7 +7,7 @@
 //
 // Element type T is float or __nv_bfloat16 (q, k, v, out, dout, dq, dk, dv); lse and the backward's
 // delta are fp32; all arithmetic is fp32. Pointers are device pointers; outputs must not alias
-// inputs. Head dims 32, 64, 80, 96, 128 and 256 are supported; any other is refused with
+// inputs. Head dims 16, 32, 64, 80, 96, 128 and 256 are supported; any other is refused with
 // Status::invalid_argument naming the size. No [T, T] matrix is ever stored: the kernels are tiled
 // with an online softmax (attention_forward*) or recompute the probabilities from lse (backward).
 // Each launcher validates its arguments, enqueues on `stream` and returns the launch status.
@@ -22,6 +22,10 @@
 #include "attune/status.h"
 
 namespace attune::cuda {
+
+// Whether the ops below take head dim `dim` (16, 32, 64, 80, 96, 128 or 256): for callers that
+// pick another path for the others, so that their list cannot drift from the kernels'.
+bool attention_head_dim_supported(int64_t dim);
 
 // Inference forward (cpu::attention_forward). q, out: [tokens, heads, dim]; k, v: [S, kv_heads,
 // dim] with rows [0, past + tokens) filled (S itself is not needed: rows from past + tokens on are

@@ -12,7 +12,8 @@
 //                            head of the group) pair as in the forward, so each K/V tile is loaded
 //                            once for the group. Walks the key tiles up to its last row; lane j
 //                            computes P and dP of key j for the warp's rows, then each lane
-//                            accumulates the dQ columns lane, lane+32, ... (dS_j by shuffle).
+//                            accumulates the dQ columns lane, lane+32, ... (dS_j by shuffle;
+//                            at D = 16 lanes 16..31 own no column, as in the forward).
 //   attention_dkdv_kernel    one block per (kv head, block of KB keys), each warp owning RK keys
 //                            and their dK, dV rows in registers. Loops over the group's query heads
 //                            and the query tiles at or after its first key (QT rows each, one per
@@ -23,24 +24,24 @@
 //
 // Tiles by head dim (fp32 shared memory per block, all within sm_75's 64 KB opt-in):
 //   dq:   R = 4 rows per warp (16 per block), or 2 (8) for D = 256; 32 keys per tile.
-//         D=64: 16.3 KB, D=128: 32.1 KB, D=256: 48.1 KB.
+//         D=16: 4.1 KB, D=64: 16.3 KB, D=128: 32.1 KB, D=256: 48.1 KB.
 //   dkdv: RK = 4 keys per warp (16 per block), QT = 32 query rows per tile; D = 256: RK = 2 (8
 //         keys), QT = 16 (lanes 16..31 then duplicate lanes 0..15: same addresses, broadcast).
-//         D=64: 24.3 KB, D=128: 48.3 KB, D=256: 48.1 KB.
+//         D=16: 6.3 KB, D=64: 24.3 KB, D=128: 48.3 KB, D=256: 48.1 KB.
 // Where tensor cores would go: the four tile products (Q·Kᵀ, dO·Vᵀ, dS·K / Pᵀ·dO, dSᵀ·Q) are
 // mma.sync m16n8k16 (sm_80+) or wgmma (sm_90) shapes once the tiles are bf16 in shared memory.
 //
 // ptxas (nvcc 13.0, Release, __launch_bounds__(128, 4)), registers per thread (float; bf16 within
-// ±2), 0 bytes of spills in every instantiation at sm_90, sm_80 and sm_75:
-//   sm_90 attention_dq_kernel:   D=32: 93, 64: 92, 80: 92, 96: 94, 128: 108, 256: 78
-//         attention_dkdv_kernel: D=32: 94, 64: 106, 80: 112, 96: 114, 128: 122, 256: 102
+// ±3), 0 bytes of spills in every instantiation at sm_90, sm_80 and sm_75:
+//   sm_90 attention_dq_kernel:   D=16: 96, 32: 93, 64: 92, 80: 92, 96: 94, 128: 108, 256: 78
+//         attention_dkdv_kernel: D=16: 94, 32: 94, 64: 106, 80: 112, 96: 114, 128: 122, 256: 102
 //         attention_delta_kernel: 48
-//   sm_75 the same within ±2.
+//   sm_80 and sm_75 the same within ±4, except attention_delta_kernel at sm_75: 64.
 #include <cuda_runtime.h>
 
 #include <string>
-#include <type_traits>
 
+#include "cuda/attention_common.cuh"
 #include "cuda/cuda_status.h"
 #include "cuda/dtype.cuh"
 #include "cuda/ops_attention.h"
@@ -49,36 +50,13 @@ namespace attune::cuda {
 
 namespace {
 
-constexpr unsigned kFullMask = 0xffffffffu;
-constexpr int kWarps = 4;
-constexpr int kThreads = kWarps * 32;
-constexpr int kKeyTile = 32;  // dq: keys per tile, one per lane
-// Blocks per SM the tile kernels are compiled for: what ~49 KB of shared memory per block allows at
-// the largest tiles. It caps registers at 128 per thread; without it ptxas picks a lower target
-// and spills a few bytes in some instantiations.
-constexpr int kMinBlocksPerSm = 4;
+// The block shape (kWarps, kThreads, kKeyTile: the dq kernel's keys per tile, kMinBlocksPerSm),
+// warp_sum, load_rows and the host helpers (check_shape, dispatch_head_dim, softmax_scale,
+// allow_shared_memory) come from attention_common.cuh, shared with the forward.
+using namespace attention_detail;
+
 constexpr int kDeltaThreads = 256;
-constexpr size_t kDefaultSharedBytes = 48 * 1024;
-constexpr int64_t kMaxRows = int64_t{1} << 30;
-
-__device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) x += __shfl_xor_sync(kFullMask, x, offset);
-  return x;
-}
-
-// Rows [first, first + Rows) of head `head` of x[*, heads, D] into dst[Rows][Stride] as fp32,
-// zeros for rows at or after `end`. Consecutive threads read consecutive elements (coalesced).
-template <typename T, int D, int Rows, int Stride>
-__device__ __forceinline__ void load_rows(const T* __restrict__ x, int first, int end, int heads, int head,
-                                          float* __restrict__ dst) {
-  for (int idx = static_cast<int>(threadIdx.x); idx < Rows * D; idx += kThreads) {
-    const int j = idx / D;
-    const int c = idx - j * D;
-    const int row = first + j;
-    dst[j * Stride + c] = row < end ? to_float(x[(static_cast<int64_t>(row) * heads + head) * D + c]) : 0.0f;
-  }
-}
+constexpr const char* kOp = "attention_backward";  // the name errors begin with
 
 // grid: ceil(tokens·heads / 8); block: kDeltaThreads (8 warps, one row each).
 template <typename T>
@@ -378,51 +356,16 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm)
   }
 }
 
-Status unsupported_dim(int64_t dim) {
-  return Status::invalid_argument("attention_backward: head dim " + std::to_string(dim) +
-                                  " is not supported (supported: 32, 64, 80, 96, 128, 256)");
-}
-
-// Calls f(std::integral_constant<int, dim>) for a supported head dim.
-template <typename F>
-Status dispatch_head_dim(int64_t dim, F&& f) {
-  switch (dim) {
-    case 32: return f(std::integral_constant<int, 32>());
-    case 64: return f(std::integral_constant<int, 64>());
-    case 80: return f(std::integral_constant<int, 80>());
-    case 96: return f(std::integral_constant<int, 96>());
-    case 128: return f(std::integral_constant<int, 128>());
-    case 256: return f(std::integral_constant<int, 256>());
-    default: return unsupported_dim(dim);
-  }
-}
-
-// Lets `kernel` use `bytes` of dynamic shared memory (beyond 48 KB it must opt in), or says why not.
-Status allow_shared_memory(const void* kernel, size_t bytes) {
-  if (bytes <= kDefaultSharedBytes) return Status();
-  int device = 0, limit = 0;
-  ATTUNE_CUDA_TRY(check(cudaGetDevice(&device), "attention_backward"));
-  ATTUNE_CUDA_TRY(
-      check(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "attention_backward"));
-  if (bytes > static_cast<size_t>(limit)) {
-    return Status::invalid_argument("attention_backward: needs " + std::to_string(bytes) +
-                                    " bytes of shared memory per block for this head dim; this GPU allows " +
-                                    std::to_string(limit));
-  }
-  return check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
-               "attention_backward");
-}
-
 template <typename T, int D>
 Status backward_kernels(const T* dout, const T* q, const T* k, const T* v, const float* lse, const float* delta,
                         int tokens, int heads, int kv_heads, T* dq, T* dk, T* dv, cudaStream_t stream) {
   const int group = heads / kv_heads;
-  const float scale = 1.0f / sqrtf(static_cast<float>(D));
+  const float scale = softmax_scale(D);
 
   const auto dq_kernel = attention_dq_kernel<T, D>;
   constexpr int dq_rows = kWarps * dq_rows_per_warp<D>();
   const int64_t dq_tiles = (static_cast<int64_t>(tokens) * group + dq_rows - 1) / dq_rows;
-  ATTUNE_CUDA_TRY(allow_shared_memory(reinterpret_cast<const void*>(dq_kernel), dq_shared_bytes<D>()));
+  ATTUNE_CUDA_TRY(allow_shared_memory(reinterpret_cast<const void*>(dq_kernel), dq_shared_bytes<D>(), kOp));
   dq_kernel<<<dim3(static_cast<unsigned>(dq_tiles), static_cast<unsigned>(kv_heads)), kThreads, dq_shared_bytes<D>(),
               stream>>>(dout, q, k, v, lse, delta, tokens, heads, kv_heads, group, scale, dq);
   ATTUNE_CUDA_TRY(check_launch("attention_dq_kernel"));
@@ -430,7 +373,7 @@ Status backward_kernels(const T* dout, const T* q, const T* k, const T* v, const
   const auto dkdv_kernel = attention_dkdv_kernel<T, D>;
   constexpr int keys_per_block = kWarps * dkdv_keys_per_warp<D>();
   const int64_t key_blocks = (static_cast<int64_t>(tokens) + keys_per_block - 1) / keys_per_block;
-  ATTUNE_CUDA_TRY(allow_shared_memory(reinterpret_cast<const void*>(dkdv_kernel), dkdv_shared_bytes<D>()));
+  ATTUNE_CUDA_TRY(allow_shared_memory(reinterpret_cast<const void*>(dkdv_kernel), dkdv_shared_bytes<D>(), kOp));
   dkdv_kernel<<<dim3(static_cast<unsigned>(key_blocks), static_cast<unsigned>(kv_heads)), kThreads,
                 dkdv_shared_bytes<D>(), stream>>>(dout, q, k, v, lse, delta, tokens, heads, kv_heads, group, scale, dk,
                                                   dv);
@@ -443,21 +386,11 @@ template <typename T>
 Status attention_backward(const T* dout, const T* q, const T* k, const T* v, const T* out, const float* lse,
                           int64_t tokens, int64_t heads, int64_t kv_heads, int64_t dim, T* dq, T* dk, T* dv,
                           float* delta, cudaStream_t stream) {
-  if (tokens < 0) return Status::invalid_argument("attention_backward: tokens must be >= 0");
-  if (heads < 1 || kv_heads < 1 || heads % kv_heads != 0) {
-    return Status::invalid_argument("attention_backward: heads (" + std::to_string(heads) +
-                                    ") must be a positive multiple of kv_heads (" + std::to_string(kv_heads) + ")");
-  }
-  if (dim != 32 && dim != 64 && dim != 80 && dim != 96 && dim != 128 && dim != 256) return unsupported_dim(dim);
-  if (kv_heads > 65535) return Status::invalid_argument("attention_backward: more than 65535 kv_heads");
-  // Row numbers are ints in the kernels, with room for a tile past the end.
-  if (tokens >= kMaxRows || heads >= kMaxRows || tokens * heads >= kMaxRows) {
-    return Status::invalid_argument("attention_backward: tokens * heads must be below 2^30");
-  }
+  ATTUNE_CUDA_TRY(check_shape(kOp, tokens, /*past=*/0, heads, kv_heads, dim, /*has_past=*/false));
   if (tokens == 0) return Status();
   if (dout == nullptr || q == nullptr || k == nullptr || v == nullptr || out == nullptr || lse == nullptr ||
       dq == nullptr || dk == nullptr || dv == nullptr || delta == nullptr) {
-    return Status::invalid_argument("attention_backward: null pointer");
+    return Status::invalid_argument(std::string(kOp) + ": null pointer");
   }
 
   const int64_t rows = tokens * heads;
@@ -466,7 +399,7 @@ Status attention_backward(const T* dout, const T* q, const T* k, const T* v, con
                               kDeltaThreads, 0, stream>>>(dout, out, rows, static_cast<int>(dim), delta);
   ATTUNE_CUDA_TRY(check_launch("attention_delta_kernel"));
 
-  return dispatch_head_dim(dim, [&](auto head_dim) {
+  return dispatch_head_dim(kOp, dim, [&](auto head_dim) {
     constexpr int D = decltype(head_dim)::value;
     return backward_kernels<T, D>(dout, q, k, v, lse, delta, static_cast<int>(tokens), static_cast<int>(heads),
                                   static_cast<int>(kv_heads), dq, dk, dv, stream);

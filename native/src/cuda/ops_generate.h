@@ -64,7 +64,7 @@ int64_t cache_attention_workspace_floats(int64_t tokens, int64_t heads, int64_t 
 // h / (heads / kv_heads); scale = 1/√dim as the CPU's attention computes it (given by the caller).
 // The semantics of attention_forward (ops_attention.h) with past = p, for any head dim up to 256:
 // decode uses it (tokens = 1) because the position comes from device memory; the prefill uses it
-// for the head dims attention_forward does not take (16 among them: the golden test models).
+// for the head dims attention_forward does not take (attention_head_dim_supported).
 // Each query's keys are split in `splits` equal parts of ceil(n_t / splits) keys (parts past n_t
 // are empty); each part's unnormalized output and (max, sum) go to `partial`, and a second kernel
 // merges the parts in index order and divides once: the result depends on n_t and splits only,
