@@ -20,6 +20,7 @@
 #include "cuda/cuda_status.h"
 #include "cuda/dtype.cuh"
 #include "cuda/reduce.cuh"
+#include "quant/dynamic_index.h"
 #include "quant/nf4.h"
 
 namespace attune::cuda {
@@ -108,39 +109,6 @@ __device__ __forceinline__ unsigned nf4_index(float s, const Nf4Thresholds& th) 
   return k;
 }
 
-// quant::dynamic_index (bitsandbytes' dQuantize<0>): a binary search over the ascending 256-entry
-// map that ends on a pivot, then a choice between the pivot and the neighbour bracketing x, by the
-// fp32 midpoint. The same comparisons in the same order as the CPU function, so the same index for
-// every x, NaN included.
-__device__ unsigned dynamic_index(const float* map, float x) {
-  int pivot = 127;
-  int upper_pivot = 255;
-  int lower_pivot = 0;
-  float lower = -1.0f;
-  float upper = 1.0f;
-  float val = map[pivot];
-  for (int step = 64; step > 0; step >>= 1) {
-    if (x > val) {
-      lower_pivot = pivot;
-      lower = val;
-      pivot += step;
-    } else {
-      upper_pivot = pivot;
-      upper = val;
-      pivot -= step;
-    }
-    val = map[pivot];
-  }
-  if (upper_pivot == 255) upper = map[upper_pivot];
-  if (lower_pivot == 0) lower = map[lower_pivot];
-  if (x > val) {
-    const float midpoint = __fmul_rn(__fadd_rn(upper, val), 0.5f);
-    return static_cast<unsigned>(x > midpoint ? upper_pivot : pivot);
-  }
-  const float midpoint = __fmul_rn(__fadd_rn(lower, val), 0.5f);
-  return static_cast<unsigned>(x < midpoint ? lower_pivot : pivot);
-}
-
 // One warp per NF4 block of `blocksize` values (the last may be short); warps stride over the
 // blocks. Per block, as quant/nf4.cpp's quantize_nf4_block:
 //   absmax = max |x| (exact whatever the order: a maximum of finite values rounds nothing),
@@ -207,7 +175,7 @@ __global__ void nf4_double_quantize_kernel(const float* __restrict__ absmax, int
   m = warp_maxima[0];
   for (unsigned w = 1; w < kNestedThreads / 32; ++w) m = fmaxf(m, warp_maxima[w]);
   const float r = __fdiv_rn(1.0f, m);
-  if (active) absmax_q[i] = static_cast<uint8_t>(dynamic_index(smap, __fmul_rn(c, r)));
+  if (active) absmax_q[i] = static_cast<uint8_t>(quant::dynamic_index_of(smap, __fmul_rn(c, r)));
   if (threadIdx.x == 0) absmax2[blockIdx.x] = m;
 }
 

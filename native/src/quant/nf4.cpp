@@ -9,6 +9,7 @@
 #include <limits>
 #include <string>
 
+#include "quant/dynamic_index.h"
 #include "tensor/convert.h"
 
 namespace attune::quant {
@@ -316,35 +317,7 @@ uint8_t nf4_index(float x) {
   return static_cast<uint8_t>(k);
 }
 
-uint8_t dynamic_index(const float* map, float x) {
-  // bitsandbytes' dQuantize<0> (not stochastic), line for line.
-  int pivot = 127;
-  int upper_pivot = 255;
-  int lower_pivot = 0;
-  float lower = -1.0f;
-  float upper = 1.0f;
-  float val = map[pivot];
-  for (int i = 64; i > 0; i >>= 1) {
-    if (x > val) {
-      lower_pivot = pivot;
-      lower = val;
-      pivot += i;
-    } else {
-      upper_pivot = pivot;
-      upper = val;
-      pivot -= i;
-    }
-    val = map[pivot];
-  }
-  if (upper_pivot == 255) upper = map[upper_pivot];
-  if (lower_pivot == 0) lower = map[lower_pivot];
-  if (x > val) {
-    const float midpoint = (upper + val) * 0.5f;
-    return static_cast<uint8_t>(x > midpoint ? upper_pivot : pivot);
-  }
-  const float midpoint = (lower + val) * 0.5f;
-  return static_cast<uint8_t>(x < midpoint ? lower_pivot : pivot);
-}
+uint8_t dynamic_index(const float* map, float x) { return static_cast<uint8_t>(dynamic_index_of(map, x)); }
 
 float mean_exact(const float* x, int64_t n) {
   if (n <= 0) return 0.0f;
