@@ -40,6 +40,7 @@
 #include "cuda/device_memory.h"
 #include "cuda/ops_generate.h"
 #include "cuda_test.h"
+#include "golden_files.h"
 #include "generate/generator.h"
 #include "io/json.h"
 #include "io/safetensors.h"
@@ -72,32 +73,6 @@ const std::string kTrainingDir = std::string(ATTUNE_GOLDEN_DIR) + "/../training/
 
 const char* name_of(Precision p) { return cuda::precision_name(p); }
 double limit_of(Precision p) { return p == Precision::kF32 ? kF32Limit : kBF16Limit; }
-
-std::vector<std::string> fixture_dirs() {
-  std::vector<std::string> dirs;
-  const fs::path root = ATTUNE_GOLDEN_DIR;
-  if (!fs::is_directory(root)) return dirs;
-  for (const auto& entry : fs::directory_iterator(root)) {
-    if (fs::exists(entry.path() / "reference.json")) dirs.push_back(entry.path().string());
-  }
-  std::sort(dirs.begin(), dirs.end());
-  return dirs;
-}
-
-bool read_json(const std::string& path, Value* out) {
-  std::ifstream file(path, std::ios::binary);
-  std::stringstream text;
-  text << file.rdbuf();
-  const attune::Status status = attune::json::parse(text.str(), out);
-  if (!status.ok()) std::printf("  %s: %s\n", path.c_str(), status.message().c_str());
-  return status.ok();
-}
-
-std::vector<int32_t> ids_of(const Value& array) {
-  std::vector<int32_t> ids;
-  for (const Value& v : array.as_array()) ids.push_back(static_cast<int32_t>(v.as_integer()));
-  return ids;
-}
 
 std::string join(const std::vector<int32_t>& ids) {
   std::string text = "[";
@@ -140,7 +115,7 @@ struct Fixture {
 bool load_fixture(const std::string& dir, Fixture* f) {
   f->name = fs::path(dir).filename().string();
   f->model = load_model(dir);
-  return f->model != nullptr && read_json(dir + "/reference.json", &f->ref);
+  return f->model != nullptr && attune_test::read_json(dir + "/reference.json", &f->ref);
 }
 
 std::shared_ptr<cuda::CudaModel> gpu_model(attune::LlamaModel& model, Precision precision) {
@@ -250,7 +225,7 @@ struct AdapterCase {
 bool load_adapter_case(const std::string& name, AdapterCase* c) {
   c->name = name;
   const std::string dir = kTrainingDir + name;
-  if (!read_json(dir + "/case.json", &c->spec)) return false;
+  if (!attune_test::read_json(dir + "/case.json", &c->spec)) return false;
   c->model = load_model(std::string(ATTUNE_GOLDEN_DIR) + "/" + c->spec.find("base")->as_string(),
                         !c->spec.find("base_quantization")->is_null());
   if (!c->model) return false;
@@ -349,7 +324,7 @@ TEST(cache_attention_matches_the_cpu_attention) {
 }
 
 TEST(greedy_tokens_in_fp32_match_the_cpu_and_the_golden_file) {
-  const std::vector<std::string> dirs = fixture_dirs();
+  const std::vector<std::string> dirs = attune_test::golden_model_dirs();
   CHECK(dirs.size() >= 6);
   for (const std::string& dir : dirs) {
     Fixture f;
@@ -362,7 +337,7 @@ TEST(greedy_tokens_in_fp32_match_the_cpu_and_the_golden_file) {
     auto no_graph = gpu_generator(gm, launched_options);
     if (!graph || !no_graph) continue;
     for (const Value& case_ : f.ref.find("greedy")->as_array()) {
-      const std::vector<int32_t> prompt = ids_of(*case_.find("prompt_ids")), golden = ids_of(*case_.find("new_ids"));
+      const std::vector<int32_t> prompt = attune_test::ints(*case_.find("prompt_ids")), golden = attune_test::ints(*case_.find("new_ids"));
       attune::GenerationParams params;
       params.max_new_tokens = case_.find("max_new_tokens")->as_integer();
       CHECK(same_tokens(f.name + " CPU vs golden", cpu_generate(*f.model, prompt, params), golden));
@@ -401,11 +376,11 @@ TEST(greedy_tokens_in_fp32_match_the_cpu_and_the_golden_file) {
 }
 
 TEST(prefill_logits_match_the_cpu) {
-  for (const std::string& dir : fixture_dirs()) {
+  for (const std::string& dir : attune_test::golden_model_dirs()) {
     Fixture f;
     CHECK(load_fixture(dir, &f));
     if (!f.model) continue;
-    const std::vector<int32_t> ids = ids_of(*f.ref.find("forward")->find("input_ids"));
+    const std::vector<int32_t> ids = attune_test::ints(*f.ref.find("forward")->find("input_ids"));
     const std::vector<float> want = cpu_logits(*f.model, ids);
     for (Precision precision : {Precision::kF32, Precision::kBF16}) {
       auto gm = gpu_model(*f.model, precision);
@@ -426,12 +401,12 @@ TEST(prefill_logits_match_the_cpu) {
 
 TEST(decode_logits_match_the_cpu) {
   constexpr int64_t kSteps = 8;
-  for (const std::string& dir : fixture_dirs()) {
+  for (const std::string& dir : attune_test::golden_model_dirs()) {
     Fixture f;
     CHECK(load_fixture(dir, &f));
     if (!f.model) continue;
     const Value& case_ = f.ref.find("greedy")->as_array()[0];
-    const std::vector<int32_t> prompt = ids_of(*case_.find("prompt_ids")), golden = ids_of(*case_.find("new_ids"));
+    const std::vector<int32_t> prompt = attune_test::ints(*case_.find("prompt_ids")), golden = attune_test::ints(*case_.find("new_ids"));
     const int64_t V = f.model->config().vocab_size;
     for (Precision precision : {Precision::kF32, Precision::kBF16}) {
       auto gm = gpu_model(*f.model, precision);
@@ -465,14 +440,14 @@ TEST(decode_logits_match_the_cpu) {
 }
 
 TEST(bf16_greedy_tokens_match_the_golden_file_until_a_near_tie) {
-  for (const std::string& dir : fixture_dirs()) {
+  for (const std::string& dir : attune_test::golden_model_dirs()) {
     Fixture f;
     CHECK(load_fixture(dir, &f));
     if (!f.model) continue;
     auto generator = gpu_generator(gpu_model(*f.model, Precision::kBF16));
     if (!generator) continue;
     for (const Value& case_ : f.ref.find("greedy")->as_array()) {
-      const std::vector<int32_t> prompt = ids_of(*case_.find("prompt_ids")), golden = ids_of(*case_.find("new_ids"));
+      const std::vector<int32_t> prompt = attune_test::ints(*case_.find("prompt_ids")), golden = attune_test::ints(*case_.find("new_ids"));
       const auto& margins = case_.find("top2_margins")->as_array();
       size_t required = 0;
       while (required < golden.size() && required < margins.size() && margins[required].as_number() >= kBF16TieMargin) ++required;
@@ -628,14 +603,14 @@ TEST(switching_adapters_and_sharing_the_base_need_no_reload) {
 }
 
 TEST(cancel_and_stop_mid_answer_then_generate_again_matches_a_fresh_run) {
-  const std::vector<std::string> dirs = fixture_dirs();
+  const std::vector<std::string> dirs = attune_test::golden_model_dirs();
   CHECK(!dirs.empty());
   if (dirs.empty()) return;
   Fixture f;
   CHECK(load_fixture(dirs[0], &f));
   if (!f.model) return;
   const Value& case_ = f.ref.find("greedy")->as_array()[0];
-  const std::vector<int32_t> prompt = ids_of(*case_.find("prompt_ids"));
+  const std::vector<int32_t> prompt = attune_test::ints(*case_.find("prompt_ids"));
   attune::GenerationParams params;
   params.max_new_tokens = 16;
   auto gm = gpu_model(*f.model, Precision::kF32);
@@ -694,13 +669,13 @@ TEST(cancel_and_stop_mid_answer_then_generate_again_matches_a_fresh_run) {
 }
 
 TEST(sampling_matches_the_cpu_sampler) {
-  const std::vector<std::string> dirs = fixture_dirs();
+  const std::vector<std::string> dirs = attune_test::golden_model_dirs();
   if (dirs.empty()) return;
   for (const std::string& dir : {dirs.front(), dirs.back()}) {
     Fixture f;
     CHECK(load_fixture(dir, &f));
     if (!f.model) continue;
-    const std::vector<int32_t> prompt = ids_of(*f.ref.find("greedy")->as_array()[0].find("prompt_ids"));
+    const std::vector<int32_t> prompt = attune_test::ints(*f.ref.find("greedy")->as_array()[0].find("prompt_ids"));
     auto generator = gpu_generator(gpu_model(*f.model, Precision::kF32));
     if (!generator) continue;
     attune::SamplingParams settings[3];
@@ -726,13 +701,13 @@ TEST(sampling_matches_the_cpu_sampler) {
 }
 
 TEST(bad_input_is_refused_and_the_generator_stays_usable) {
-  const std::vector<std::string> dirs = fixture_dirs();
+  const std::vector<std::string> dirs = attune_test::golden_model_dirs();
   if (dirs.empty()) return;
   Fixture f;
   CHECK(load_fixture(dirs[0], &f));
   if (!f.model) return;
-  const std::vector<int32_t> prompt = ids_of(*f.ref.find("greedy")->as_array()[0].find("prompt_ids"));
-  const std::vector<int32_t> golden = ids_of(*f.ref.find("greedy")->as_array()[0].find("new_ids"));
+  const std::vector<int32_t> prompt = attune_test::ints(*f.ref.find("greedy")->as_array()[0].find("prompt_ids"));
+  const std::vector<int32_t> golden = attune_test::ints(*f.ref.find("greedy")->as_array()[0].find("new_ids"));
   auto gm = gpu_model(*f.model, Precision::kF32);
   auto g = gpu_generator(gm);
   if (!g) return;

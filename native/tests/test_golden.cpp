@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "check.h"
+#include "golden_files.h"
 #include "generate/generator.h"
 #include "io/json.h"
 #include "io/safetensors.h"
@@ -22,31 +23,7 @@ using attune::json::Value;
 
 namespace {
 
-std::vector<std::string> fixture_dirs() {
-  std::vector<std::string> dirs;
-  const fs::path root = ATTUNE_GOLDEN_DIR;
-  if (!fs::is_directory(root)) return dirs;
-  for (const auto& entry : fs::directory_iterator(root)) {
-    if (fs::exists(entry.path() / "reference.json")) dirs.push_back(entry.path().string());
-  }
-  std::sort(dirs.begin(), dirs.end());
-  return dirs;
-}
-
-bool read_reference(const std::string& dir, Value* out) {
-  std::ifstream file(dir + "/reference.json", std::ios::binary);
-  std::stringstream text;
-  text << file.rdbuf();
-  const attune::Status status = attune::json::parse(text.str(), out);
-  if (!status.ok()) std::fprintf(stderr, "%s/reference.json: %s\n", dir.c_str(), status.message().c_str());
-  return status.ok();
-}
-
-std::vector<int32_t> ids_of(const Value& array) {
-  std::vector<int32_t> ids;
-  for (const Value& v : array.as_array()) ids.push_back(static_cast<int32_t>(v.as_integer()));
-  return ids;
-}
+bool read_reference(const std::string& dir, Value* out) { return attune_test::read_json(dir + "/reference.json", out); }
 
 bool close_relative(double actual, double expected, double tolerance) {
   return std::fabs(actual - expected) <= tolerance * std::max(1.0, std::fabs(expected));
@@ -63,11 +40,11 @@ std::unique_ptr<attune::LlamaModel> load(const std::string& dir) {
 
 TEST(golden_fixtures_exist) {
   // Regenerate with: bash scripts/python-env.sh && .venv/bin/python test/golden/make_golden.py
-  CHECK(fixture_dirs().size() >= 6);
+  CHECK(attune_test::golden_model_dirs().size() >= 6);
 }
 
 TEST(logits_match_transformers) {
-  for (const std::string& dir : fixture_dirs()) {
+  for (const std::string& dir : attune_test::golden_model_dirs()) {
     Value ref;
     auto model = load(dir);
     CHECK(model != nullptr && read_reference(dir, &ref));
@@ -78,7 +55,7 @@ TEST(logits_match_transformers) {
     CHECK(expected != nullptr);
     if (!expected) continue;
 
-    const std::vector<int32_t> ids = ids_of(*ref.find("forward")->find("input_ids"));
+    const std::vector<int32_t> ids = attune_test::ints(*ref.find("forward")->find("input_ids"));
     const int64_t T = static_cast<int64_t>(ids.size());
     const int64_t V = model->config().vocab_size;
     CHECK(expected->shape == (std::vector<int64_t>{T, V}));
@@ -102,13 +79,13 @@ TEST(logits_match_transformers) {
 }
 
 TEST(loss_matches_transformers) {
-  for (const std::string& dir : fixture_dirs()) {
+  for (const std::string& dir : attune_test::golden_model_dirs()) {
     Value ref;
     auto model = load(dir);
     CHECK(model != nullptr && read_reference(dir, &ref));
     if (!model) continue;
     const Value& forward = *ref.find("forward");
-    const std::vector<int32_t> ids = ids_of(*forward.find("input_ids"));
+    const std::vector<int32_t> ids = attune_test::ints(*forward.find("input_ids"));
     attune::CancelToken never;
 
     attune::SequenceLoss loss;
@@ -124,7 +101,7 @@ TEST(loss_matches_transformers) {
 }
 
 TEST(greedy_generation_matches_transformers) {
-  for (const std::string& dir : fixture_dirs()) {
+  for (const std::string& dir : attune_test::golden_model_dirs()) {
     Value ref;
     auto model = load(dir);
     CHECK(model != nullptr && read_reference(dir, &ref));
@@ -135,10 +112,10 @@ TEST(greedy_generation_matches_transformers) {
       attune::CancelToken never;
       attune::GenerationResult result;
       std::vector<int32_t> streamed;
-      CHECK(attune::generate(*model, ids_of(*case_.find("prompt_ids")), params, never,
+      CHECK(attune::generate(*model, attune_test::ints(*case_.find("prompt_ids")), params, never,
                              [&](int32_t token) { streamed.push_back(token); }, &result)
                 .ok());
-      CHECK(result.tokens == ids_of(*case_.find("new_ids")));
+      CHECK(result.tokens == attune_test::ints(*case_.find("new_ids")));
       CHECK(streamed == result.tokens);
       CHECK(result.finish_reason == attune::FinishReason::kLength);
     }
@@ -146,7 +123,7 @@ TEST(greedy_generation_matches_transformers) {
 }
 
 TEST(generation_stops_at_a_stop_token_and_on_cancel) {
-  const std::vector<std::string> dirs = fixture_dirs();
+  const std::vector<std::string> dirs = attune_test::golden_model_dirs();
   CHECK(!dirs.empty());
   if (dirs.empty()) return;
   Value ref;
@@ -154,20 +131,20 @@ TEST(generation_stops_at_a_stop_token_and_on_cancel) {
   CHECK(model != nullptr && read_reference(dirs[0], &ref));
   if (!model) return;
   const Value& case_ = ref.find("greedy")->as_array()[0];
-  const std::vector<int32_t> expected = ids_of(*case_.find("new_ids"));
+  const std::vector<int32_t> expected = attune_test::ints(*case_.find("new_ids"));
   attune::GenerationParams params;
   params.max_new_tokens = 16;
   params.stop_ids = {expected[3]};
   attune::CancelToken never;
   attune::GenerationResult result;
-  CHECK(attune::generate(*model, ids_of(*case_.find("prompt_ids")), params, never, [](int32_t) {}, &result).ok());
+  CHECK(attune::generate(*model, attune_test::ints(*case_.find("prompt_ids")), params, never, [](int32_t) {}, &result).ok());
   CHECK(result.finish_reason == attune::FinishReason::kStop);
   CHECK(result.tokens.back() == expected[3]);
 
   attune::CancelToken cancel;
   params.stop_ids.clear();
   int seen = 0;
-  CHECK(attune::generate(*model, ids_of(*case_.find("prompt_ids")), params, cancel,
+  CHECK(attune::generate(*model, attune_test::ints(*case_.find("prompt_ids")), params, cancel,
                          [&](int32_t) {
                            if (++seen == 2) cancel.cancel();
                          },
@@ -179,12 +156,12 @@ TEST(generation_stops_at_a_stop_token_and_on_cancel) {
 
 TEST(a_prompt_fed_in_pieces_gives_the_same_logits) {
   // Continuing a cached sequence with several tokens at once (the past > 0 path of attention).
-  for (const std::string& dir : fixture_dirs()) {
+  for (const std::string& dir : attune_test::golden_model_dirs()) {
     Value ref;
     auto model = load(dir);
     CHECK(model != nullptr && read_reference(dir, &ref));
     if (!model) continue;
-    const std::vector<int32_t> ids = ids_of(*ref.find("forward")->find("input_ids"));
+    const std::vector<int32_t> ids = attune_test::ints(*ref.find("forward")->find("input_ids"));
     const int64_t T = static_cast<int64_t>(ids.size()), H = model->config().hidden_size;
     attune::ForwardWorkspace ws;
     std::vector<float> whole(static_cast<size_t>(T * H)), pieces(static_cast<size_t>(T * H));

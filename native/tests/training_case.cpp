@@ -3,33 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "io/safetensors.h"
 
 namespace attune_test {
 
 const std::string kTraining = std::string(ATTUNE_GOLDEN_DIR) + "/../training/";
-
-namespace {
-
-bool read_json(const std::string& path, Value* out) {
-  std::ifstream file(path, std::ios::binary);
-  std::stringstream text;
-  text << file.rdbuf();
-  const attune::Status status = attune::json::parse(text.str(), out);
-  if (!status.ok()) std::fprintf(stderr, "%s: %s\n", path.c_str(), status.message().c_str());
-  return status.ok();
-}
-
-}  // namespace
-
-std::vector<int32_t> ints(const Value& array) {
-  std::vector<int32_t> out;
-  for (const Value& v : array.as_array()) out.push_back(static_cast<int32_t>(v.as_integer()));
-  return out;
-}
 
 bool load_case(const std::string& name, Case* c) {
   const std::string dir = kTraining + name;

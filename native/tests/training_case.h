@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "check.h"
+#include "golden_files.h"
 #include "io/json.h"
 #include "model/llama.h"
 #include "train/adamw.h"
@@ -18,8 +19,6 @@ namespace attune_test {
 using attune::json::Value;
 
 extern const std::string kTraining;  // the folder of the cases
-
-std::vector<int32_t> ints(const Value& array);
 
 struct Case {
   Value spec, batches, trajectory;
