@@ -218,10 +218,12 @@ void TrainerJs::set_parameter(const Napi::CallbackInfo& info) {
   BusyRelease release{mark_busy(env, loaded_, "setParameter")};
   const attune::Status status = trainer_->adapters().set_value(name, shape, data.Data());
   if (!status.ok()) throw status_error(env, status);
-  trainer_->adapters().refresh_weight_norms(trainer_->pool(), *loaded_->model);
   if (gpu_) {
+    // The GPU refreshes DoRA's norms itself; the host copy only carries the values.
     const attune::Status uploaded = gpu_->upload(trainer_->adapters());
     if (!uploaded.ok()) throw status_error(env, uploaded);
+  } else {
+    trainer_->adapters().refresh_weight_norms(trainer_->pool(), *loaded_->model);
   }
 }
 

@@ -201,8 +201,6 @@ class Trainer final : public CudaTrainer {
       ATTUNE_CUDA_TRY(check(cudaMemcpy(host[i].grad.data(), d.grad.data(), static_cast<size_t>(d.numel) * 4, cudaMemcpyDeviceToHost),
                             "reading a gradient"));
     }
-    cpu::ThreadPool pool(1);
-    adapters->refresh_weight_norms(pool, model_);
     return {};
   }
 

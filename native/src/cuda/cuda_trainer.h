@@ -36,7 +36,8 @@ class CudaTrainer {
   // As train::Trainer::optimizer_step.
   virtual Status optimizer_step(double lr, double max_grad_norm, float* grad_norm) = 0;
   // Copies the adapters' current values and gradients into `adapters` (created like the ones given
-  // to create()), for checkpoints, saving and tests; DoRA's norms are refreshed there on the CPU.
+  // to create()), for checkpoints, saving and tests. DoRA's norms there are left as they were: the
+  // GPU keeps its own, and a CPU pass over every weight per checkpoint would cost more than the step.
   virtual Status download(train::AdapterSet* adapters) = 0;
   // Replaces the adapters' values with those of `adapters` (an init adapter, a checkpoint).
   virtual Status upload(const train::AdapterSet& adapters) = 0;
