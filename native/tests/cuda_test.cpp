@@ -151,6 +151,23 @@ double normalized_error(const std::vector<float>& got, const std::vector<float>&
   return std::sqrt(diff / norm);
 }
 
+double bitwise_error(const std::vector<float>& got, const std::vector<float>& want, const char* what) {
+  if (got.size() != want.size()) {
+    std::printf("  %s: %zu values, want %zu\n", what, got.size(), want.size());
+    return 1;
+  }
+  size_t mismatches = 0, first = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0) {
+      if (mismatches++ == 0) first = i;
+    }
+  }
+  if (mismatches == 0) return 0;
+  std::printf("  %s: %zu of %zu values differ; first at %zu: got %.9g, want %.9g\n", what, mismatches, got.size(), first,
+              static_cast<double>(got[first]), static_cast<double>(want[first]));
+  return 1;
+}
+
 template <>
 double error_limit<float>() {
   return 1e-5;

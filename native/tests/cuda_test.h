@@ -68,6 +68,10 @@ double normalized_error(const std::vector<float>& got, const std::vector<float>&
 template <typename T>
 double error_limit();
 
+// 0 when got and want hold the same bits everywhere, else 1 (and the first difference, or the
+// sizes, printed with `what`): the error of the ops that must equal the CPU's bit for bit.
+double bitwise_error(const std::vector<float>& got, const std::vector<float>& want, const char* what);
+
 // Records one comparison as a row of the table cuda_check_main.cpp prints at the end and CHECKs
 // it: the error is within `limit` and finite, and `guards_ok`.
 void expect_close(const std::string& op, const char* dtype, const std::string& shape, double error, double limit,

@@ -27,21 +27,6 @@ using attune::train::GradSpan;
 using attune_test::succeeds;
 using namespace attune_test::gpu;
 
-// 0 when got and want hold the same bits everywhere, else 1 (and the first difference is printed).
-double bitwise_error(const std::vector<float>& got, const std::vector<float>& want, const char* what) {
-  if (got.size() != want.size()) return 1;
-  size_t mismatches = 0, first = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0) {
-      if (mismatches++ == 0) first = i;
-    }
-  }
-  if (mismatches == 0) return 0;
-  std::printf("  %s: %zu of %zu values differ; first at %zu: got %.9g, want %.9g\n", what, mismatches, got.size(),
-              first, static_cast<double>(got[first]), static_cast<double>(want[first]));
-  return 1;
-}
-
 // Device memory for a few doubles (DeviceArray holds float, bf16, int32 and uint8 only).
 class DeviceDoubles {
  public:
